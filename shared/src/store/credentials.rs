@@ -1,0 +1,190 @@
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    classify, from_item, s, tenant_user_key, to_item, BackupCodesRecord, Store, StoreError,
+};
+use crate::ids::{CredentialId, TenantId, UserId};
+use crate::tenant::MethodType;
+
+pub const CREDENTIAL_ID_INDEX: &str = "credential-id-index";
+
+/// A registered authenticator. Keyed by `tenant_user` + `credential_id`; the
+/// `credential-id-index` GSI finds it from a credential id alone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CredentialRecord {
+    pub tenant_user: String,
+    pub credential_id: CredentialId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub method_type: MethodType,
+    pub device_name: String,
+    pub aaguid: Uuid,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub transports: Vec<String>,
+    pub sign_count: u32,
+    pub user_verified: bool,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<i64>,
+    pub use_count: u64,
+    /// The webauthn-rs credential (public key, algorithm, registration policy, attestation) as
+    /// JSON. Written once at registration; the counter and backup flags above are the live copy.
+    pub webauthn_credential: String,
+}
+
+impl CredentialRecord {
+    pub fn key_for(tenant: &TenantId, user: &UserId) -> String {
+        tenant_user_key(tenant, user)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum SaveCredentialOutcome {
+    Saved,
+    /// This user already has this credential id.
+    DuplicateCredential,
+    /// Another enrollment created the user's backup codes first; nothing was written.
+    BackupCodesAlreadyExist,
+}
+
+impl Store {
+    /// All credentials of a user, read consistently (an enrollment just written is included).
+    pub async fn list_credentials(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Vec<CredentialRecord>, StoreError> {
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client()
+                .query()
+                .table_name(&self.tables().credentials)
+                .key_condition_expression("tenant_user = :tu")
+                .expression_attribute_values(":tu", s(tenant_user_key(tenant, user)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in out.items.unwrap_or_default() {
+                records.push(from_item(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(records),
+            }
+        }
+    }
+
+    /// Every stored record with this credential id, in any tenant (normally zero or one).
+    pub async fn find_credentials_by_id(
+        &self,
+        credential: &CredentialId,
+    ) -> Result<Vec<CredentialRecord>, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(&self.tables().credentials)
+            .index_name(CREDENTIAL_ID_INDEX)
+            .key_condition_expression("credential_id = :c")
+            .expression_attribute_values(":c", s(credential.to_base64url()))
+            .limit(10)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    /// Writes a new credential and, on a user's first enrollment, their backup codes, in one
+    /// transaction: either both exist afterwards or neither does.
+    pub async fn save_new_credential(
+        &self,
+        record: &CredentialRecord,
+        first_backup_codes: Option<&BackupCodesRecord>,
+    ) -> Result<SaveCredentialOutcome, StoreError> {
+        let item = to_item(record)?;
+        let Some(codes) = first_backup_codes else {
+            let result = self
+                .client()
+                .put_item()
+                .table_name(&self.tables().credentials)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(credential_id)")
+                .send()
+                .await;
+            return match result.map_err(classify) {
+                Ok(_) => Ok(SaveCredentialOutcome::Saved),
+                Err(StoreError::ConditionFailed) => Ok(SaveCredentialOutcome::DuplicateCredential),
+                Err(other) => Err(other),
+            };
+        };
+
+        let credential_put = Put::builder()
+            .table_name(&self.tables().credentials)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(credential_id)")
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let codes_put = Put::builder()
+            .table_name(&self.tables().backup_codes)
+            .set_item(Some(to_item(codes)?))
+            .condition_expression("attribute_not_exists(tenant_user)")
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let result = self
+            .client()
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(credential_put).build())
+            .transact_items(TransactWriteItem::builder().put(codes_put).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(SaveCredentialOutcome::Saved),
+            Err(err) => match transaction_reasons(&err) {
+                Some(reasons) => {
+                    let failed = |i: usize| {
+                        reasons.get(i).map(String::as_str) == Some("ConditionalCheckFailed")
+                    };
+                    if failed(0) {
+                        Ok(SaveCredentialOutcome::DuplicateCredential)
+                    } else if failed(1) {
+                        Ok(SaveCredentialOutcome::BackupCodesAlreadyExist)
+                    } else {
+                        Err(StoreError::TransactionCanceled(reasons))
+                    }
+                }
+                None => Err(classify(err)),
+            },
+        }
+    }
+}
+
+/// The per-item cancellation reason codes of a cancelled transaction, if that is what failed.
+pub(crate) fn transaction_reasons<R>(
+    err: &SdkError<TransactWriteItemsError, R>,
+) -> Option<Vec<String>> {
+    match err {
+        SdkError::ServiceError(service) => match service.err() {
+            TransactWriteItemsError::TransactionCanceledException(cancelled) => Some(
+                cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None").to_owned())
+                    .collect(),
+            ),
+            _ => None,
+        },
+        _ => None,
+    }
+}

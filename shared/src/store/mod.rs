@@ -1,0 +1,116 @@
+//! DynamoDB access. Every call classifies the SDK's error kinds: a failed condition is a client
+//! outcome the caller decides on, throttling and outages are retryable, the rest is a fault.
+
+mod backup_codes;
+mod challenges;
+mod credentials;
+pub mod schema;
+mod tenants;
+mod users;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::TableNames;
+use crate::ids::{TenantId, UserId};
+
+pub use backup_codes::BackupCodesRecord;
+pub use challenges::{ChallengeKind, ChallengeRecord, ConsumeChallenge};
+pub use credentials::{CredentialRecord, SaveCredentialOutcome};
+pub use users::UserRecord;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A condition expression did not hold (item missing, already present, expired, not ours).
+    #[error("conditional check failed")]
+    ConditionFailed,
+    /// A transaction was cancelled; one reason code per item, in request order.
+    #[error("transaction cancelled: {0:?}")]
+    TransactionCanceled(Vec<String>),
+    /// Throttled, timed out or unreachable: safe to retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// An item that does not have the shape this code writes.
+    #[error("stored item is malformed: {0}")]
+    Corrupt(String),
+    /// The store refused the request (validation, missing table, permissions).
+    #[error("store rejected the request: {0}")]
+    Rejected(String),
+}
+
+const RETRYABLE_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+];
+
+pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let text = DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::ServiceError(service) => match service.err().code() {
+            Some("ConditionalCheckFailedException") => StoreError::ConditionFailed,
+            Some(code) if RETRYABLE_CODES.contains(&code) => StoreError::Unavailable(text),
+            _ => StoreError::Rejected(text),
+        },
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(text)
+        }
+        _ => StoreError::Rejected(text),
+    }
+}
+
+pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Partition key of everything owned by one user of one tenant.
+pub(crate) fn tenant_user_key(tenant: &TenantId, user: &UserId) -> String {
+    format!("{tenant}#{user}")
+}
+
+/// The DynamoDB client and the table names: built once per cold start, shared by requests.
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    tables: TableNames,
+}
+
+impl Store {
+    pub fn new(client: Client, tables: TableNames) -> Self {
+        Self { client, tables }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn tables(&self) -> &TableNames {
+        &self.tables
+    }
+}

@@ -1,0 +1,85 @@
+use serde::{Deserialize, Serialize};
+
+use super::{classify, from_item, s, to_item, Store, StoreError};
+use crate::ids::{TenantId, UserId};
+
+/// A user of one tenant. `email` is normalised (trimmed, lower-case) so lookups are exact.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub created_at: i64,
+}
+
+/// Trimmed and lower-cased; the form stored and looked up.
+pub fn normalise_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+impl Store {
+    /// Creates a user; fails with `ConditionFailed` if the id is taken.
+    pub async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        self.client()
+            .put_item()
+            .table_name(&self.tables().users)
+            .set_item(Some(to_item(user)?))
+            .condition_expression("attribute_not_exists(user_id)")
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    pub async fn get_user(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(&self.tables().users)
+            .key("tenant_id", s(tenant.to_string()))
+            .key("user_id", s(user.to_string()))
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// Users with this email, across tenants (the `email-index` GSI), at most `limit`.
+    pub async fn find_users_by_email(
+        &self,
+        email: &str,
+        limit: i32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(&self.tables().users)
+            .index_name("email-index")
+            .key_condition_expression("email = :email")
+            .expression_attribute_values(":email", s(normalise_email(email)))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised() {
+        assert_eq!(normalise_email("  Alice@Example.COM "), "alice@example.com");
+    }
+}

@@ -1,0 +1,209 @@
+//! Tenants: one relying party each, with its own origins, methods and policies. Every request
+//! names its tenant in `X-Tenant-ID`; it must agree with the token and with the stored records.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+use webauthn_rs::{Webauthn, WebauthnBuilder};
+
+use crate::error::ApiError;
+use crate::ids::TenantId;
+
+/// The two kinds of authenticator a user can enroll (seed 001 `method_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MethodType {
+    /// A passkey: discoverable, user-verifying (platform or synced, or a roaming key with a PIN).
+    WebauthnPasskey,
+    /// A FIDO security key used as a second factor.
+    WebauthnFido,
+}
+
+impl MethodType {
+    pub const ALL: [MethodType; 2] = [MethodType::WebauthnPasskey, MethodType::WebauthnFido];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MethodType::WebauthnPasskey => "webauthn_passkey",
+            MethodType::WebauthnFido => "webauthn_fido",
+        }
+    }
+}
+
+impl fmt::Display for MethodType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for MethodType {
+    type Err = ApiError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MethodType::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                ApiError::invalid_field(
+                    "method_type",
+                    format!("method_type must be webauthn_passkey or webauthn_fido, not {s:?}"),
+                )
+            })
+    }
+}
+
+/// Whether security-key ceremonies must verify the user (PIN/biometric) or only prefer it.
+/// Passkey ceremonies always require user verification.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserVerification {
+    Required,
+    #[default]
+    Preferred,
+}
+
+fn default_methods() -> Vec<MethodType> {
+    MethodType::ALL.to_vec()
+}
+
+fn default_challenge_timeout() -> u32 {
+    300
+}
+
+fn default_token_ttl() -> u32 {
+    900
+}
+
+/// A tenant as stored in the tenants table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub tenant_id: TenantId,
+    pub name: String,
+    /// WebAuthn relying party id: the registrable domain credentials are scoped to.
+    pub rp_id: String,
+    /// Exact origins (`scheme://host[:port]`) allowed in clientDataJSON.
+    pub origins: Vec<String>,
+    #[serde(default = "default_methods")]
+    pub methods: Vec<MethodType>,
+    #[serde(default)]
+    pub user_verification: UserVerification,
+    /// How long a ceremony may take between options and completion.
+    #[serde(default = "default_challenge_timeout")]
+    pub challenge_timeout_secs: u32,
+    /// Lifetime of the system JWTs issued for this tenant.
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl_secs: u32,
+    pub created_at: i64,
+}
+
+impl Tenant {
+    pub fn new(name: &str, rp_id: &str, origins: Vec<String>, created_at: i64) -> Self {
+        Self {
+            tenant_id: TenantId::new_random(),
+            name: name.to_owned(),
+            rp_id: rp_id.to_owned(),
+            origins,
+            methods: default_methods(),
+            user_verification: UserVerification::default(),
+            challenge_timeout_secs: default_challenge_timeout(),
+            token_ttl_secs: default_token_ttl(),
+            created_at,
+        }
+    }
+
+    pub fn allows(&self, method: MethodType) -> bool {
+        self.methods.contains(&method)
+    }
+
+    /// Checks what an operator may set; the CLI calls it before writing.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("tenant name must not be empty".into());
+        }
+        if self.origins.is_empty() {
+            return Err("at least one origin is required".into());
+        }
+        if !(30..=3600).contains(&self.challenge_timeout_secs) {
+            return Err("challenge timeout must be between 30 and 3600 seconds".into());
+        }
+        if !(60..=86_400).contains(&self.token_ttl_secs) {
+            return Err("token lifetime must be between 60 and 86400 seconds".into());
+        }
+        self.webauthn().map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// The relying-party configuration for this tenant's ceremonies.
+    pub fn webauthn(&self) -> Result<Webauthn, ApiError> {
+        let origins = self
+            .origins
+            .iter()
+            .map(|o| Url::parse(o))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::internal(format!("tenant {} origin: {e}", self.tenant_id)))?;
+        let (first, rest) = origins.split_first().ok_or_else(|| {
+            ApiError::internal(format!("tenant {} has no origin", self.tenant_id))
+        })?;
+        let mut builder = WebauthnBuilder::new(&self.rp_id, first)
+            .map_err(|e| ApiError::internal(format!("tenant {} rp: {e}", self.tenant_id)))?
+            .rp_name(&self.name)
+            .timeout(Duration::from_secs(u64::from(self.challenge_timeout_secs)));
+        for origin in rest {
+            builder = builder.append_allowed_origin(origin);
+        }
+        builder
+            .build()
+            .map_err(|e| ApiError::internal(format!("tenant {} webauthn: {e}", self.tenant_id)))
+    }
+}
+
+/// `X-Tenant-ID` must name the tenant the token was issued for.
+pub fn ensure_same_tenant(header: &TenantId, token: &TenantId) -> Result<(), ApiError> {
+    if header == token {
+        Ok(())
+    } else {
+        Err(ApiError::TenantMismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant() -> Tenant {
+        Tenant::new("Acme", "localhost", vec!["http://localhost:3000".into()], 0)
+    }
+
+    #[test]
+    fn method_types_parse_exactly() {
+        assert_eq!(
+            "webauthn_fido".parse::<MethodType>().unwrap(),
+            MethodType::WebauthnFido
+        );
+        let err = "sms".parse::<MethodType>().unwrap_err();
+        assert_eq!(err.code(), "invalid_request");
+    }
+
+    #[test]
+    fn a_valid_tenant_builds_a_relying_party() {
+        assert!(tenant().validate().is_ok());
+        let mut bad = tenant();
+        bad.origins = vec!["not a url".into()];
+        assert!(bad.validate().is_err());
+        bad.origins.clear();
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn mismatched_tenants_are_refused() {
+        let a = TenantId::new_random();
+        let b = TenantId::new_random();
+        assert!(ensure_same_tenant(&a, &a).is_ok());
+        assert_eq!(
+            ensure_same_tenant(&a, &b).unwrap_err().code(),
+            "tenant_mismatch"
+        );
+    }
+}

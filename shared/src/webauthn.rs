@@ -1,0 +1,272 @@
+//! Registration ceremonies on top of webauthn-rs: which options each method type gets, how the
+//! pending state is stored, and how results become credential records.
+//!
+//! webauthn-rs verifies but does not consume state: `finish_*` accepts the same state any number
+//! of times. Single use is the store's job (`Store::consume_challenge`).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use webauthn_rs::prelude::{
+    Credential, PasskeyRegistration, RegisterPublicKeyCredential, SecurityKeyRegistration,
+    WebauthnError,
+};
+use webauthn_rs_proto::{
+    AuthenticatorAttachment, CredentialProtectionPolicy, PublicKeyCredentialCreationOptions,
+    PublicKeyCredentialHints, ResidentKeyRequirement,
+};
+
+use crate::error::ApiError;
+use crate::ids::CredentialId;
+use crate::store::{CredentialRecord, UserRecord};
+use crate::tenant::{MethodType, Tenant, UserVerification};
+
+pub use webauthn_rs_proto;
+
+/// webauthn-rs state of a registration in progress, tagged by the API that produced it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "api", content = "state", rename_all = "snake_case")]
+pub enum RegistrationState {
+    Passkey(PasskeyRegistration),
+    SecurityKey(SecurityKeyRegistration),
+}
+
+pub struct StartedRegistration {
+    /// Bare PublicKeyCredentialCreationOptions, for `parseCreationOptionsFromJSON`.
+    pub options: PublicKeyCredentialCreationOptions,
+    pub state: RegistrationState,
+    /// base64url challenge: the key the pending state is stored under.
+    pub challenge: String,
+}
+
+/// Options for enrolling `method` for `user`, excluding the credentials already registered.
+pub fn start_registration(
+    tenant: &Tenant,
+    user: &UserRecord,
+    method: MethodType,
+    existing: &[CredentialRecord],
+) -> Result<StartedRegistration, ApiError> {
+    let webauthn = tenant.webauthn()?;
+    let exclude: Vec<_> = existing
+        .iter()
+        .map(|c| c.credential_id.as_bytes().to_vec().into())
+        .collect();
+    let exclude = (!exclude.is_empty()).then_some(exclude);
+    let user_id = *user.user_id.as_uuid();
+    let started = |e: WebauthnError| ApiError::internal(format!("start registration: {e}"));
+
+    let (ccr, state) = match (method, tenant.user_verification) {
+        // Security keys whose tenant demands PIN/biometric get the UV-required ceremony.
+        (MethodType::WebauthnPasskey, _)
+        | (MethodType::WebauthnFido, UserVerification::Required) => {
+            let (ccr, state) = webauthn
+                .start_passkey_registration(user_id, &user.email, &user.display_name, exclude)
+                .map_err(started)?;
+            (ccr, RegistrationState::Passkey(state))
+        }
+        (MethodType::WebauthnFido, UserVerification::Preferred) => {
+            let (ccr, state) = webauthn
+                .start_securitykey_registration(
+                    user_id,
+                    &user.email,
+                    &user.display_name,
+                    exclude,
+                    None,
+                    None,
+                )
+                .map_err(started)?;
+            (ccr, RegistrationState::SecurityKey(state))
+        }
+    };
+
+    let mut options = ccr.public_key;
+    shape_options(&mut options, method);
+    let challenge = URL_SAFE_NO_PAD.encode(&options.challenge);
+    Ok(StartedRegistration {
+        options,
+        state,
+        challenge,
+    })
+}
+
+/// Adjusts the client-facing options; verification still runs against webauthn-rs's state.
+fn shape_options(options: &mut PublicKeyCredentialCreationOptions, method: MethodType) {
+    let selection = options
+        .authenticator_selection
+        .get_or_insert_with(Default::default);
+    match method {
+        MethodType::WebauthnPasskey => {
+            // webauthn-rs asks for a non-discoverable credential; a passkey must be discoverable
+            // so the user can sign in without typing a name.
+            selection.resident_key = Some(ResidentKeyRequirement::Required);
+            selection.require_resident_key = true;
+        }
+        MethodType::WebauthnFido => {
+            selection.authenticator_attachment = Some(AuthenticatorAttachment::CrossPlatform);
+            options.hints = Some(vec![PublicKeyCredentialHints::SecurityKey]);
+            // Chromium rejects credProtect=userVerificationRequired unless userVerification is
+            // "required" ("protection policy is inconsistent", kanidm/webauthn-rs#490). With UV
+            // only preferred, ask for level 2 instead: consistent, and it still hides any
+            // accidentally discoverable credential from enumeration without its id.
+            let uv_required =
+                selection.user_verification == webauthn_rs_proto::UserVerificationPolicy::Required;
+            if let Some(protect) = options
+                .extensions
+                .as_mut()
+                .and_then(|e| e.cred_protect.as_mut())
+            {
+                if !uv_required
+                    && protect.credential_protection_policy
+                        == CredentialProtectionPolicy::UserVerificationRequired
+                {
+                    protect.credential_protection_policy =
+                        CredentialProtectionPolicy::UserVerificationOptionalWithCredentialIDList;
+                }
+            }
+        }
+    }
+}
+
+/// Verifies the attestation against the pending state.
+pub fn finish_registration(
+    tenant: &Tenant,
+    state: &RegistrationState,
+    credential: &RegisterPublicKeyCredential,
+) -> Result<Credential, ApiError> {
+    let webauthn = tenant.webauthn()?;
+    let result = match state {
+        RegistrationState::Passkey(s) => webauthn
+            .finish_passkey_registration(credential, s)
+            .map(Credential::from),
+        RegistrationState::SecurityKey(s) => webauthn
+            .finish_securitykey_registration(credential, s)
+            .map(Credential::from),
+    };
+    result.map_err(|err| {
+        tracing::info!(error = %err, "attestation rejected");
+        match err {
+            // webauthn-rs's name for "this credential is in excludeCredentials".
+            WebauthnError::CredentialAlteredAlgFromRequest => ApiError::conflict(
+                "credential_already_registered",
+                "this authenticator is already registered for the user",
+            ),
+            WebauthnError::UserNotVerified => ApiError::bad_request(
+                "invalid_attestation",
+                "the authenticator did not verify the user, which this enrollment requires",
+            ),
+            _ => ApiError::bad_request(
+                "invalid_attestation",
+                "the attestation could not be verified against the pending enrollment",
+            ),
+        }
+    })
+}
+
+#[derive(Deserialize)]
+struct ClientData {
+    challenge: String,
+}
+
+/// The challenge a client signed, read from its clientDataJSON: it names the pending state to
+/// consume. Trusting it is safe because verification compares it with that state.
+pub fn challenge_from_client_data(client_data_json: &[u8]) -> Result<String, ApiError> {
+    let data: ClientData = serde_json::from_slice(client_data_json).map_err(|_| {
+        ApiError::invalid_field(
+            "credential",
+            "credential.response.clientDataJSON is not valid",
+        )
+    })?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(data.challenge.trim_end_matches('='))
+        .map_err(|_| {
+            ApiError::invalid_field(
+                "credential",
+                "the challenge in clientDataJSON is not base64url",
+            )
+        })?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The authenticator model id (AAGUID) from an attestation object; nil when absent.
+pub fn aaguid(attestation_object: &[u8]) -> Uuid {
+    const AT_FLAG: u8 = 0x40;
+    let Ok(serde_cbor_2::Value::Map(map)) = serde_cbor_2::from_slice(attestation_object) else {
+        return Uuid::nil();
+    };
+    let auth_data = map.iter().find_map(|(k, v)| match (k, v) {
+        (serde_cbor_2::Value::Text(k), serde_cbor_2::Value::Bytes(v)) if k == "authData" => Some(v),
+        _ => None,
+    });
+    match auth_data {
+        Some(data) if data.len() >= 53 && data[32] & AT_FLAG != 0 => {
+            Uuid::from_slice(&data[37..53]).unwrap_or_default()
+        }
+        _ => Uuid::nil(),
+    }
+}
+
+/// What a new registration stores.
+pub struct NewCredential<'a> {
+    pub tenant: &'a Tenant,
+    pub user: &'a UserRecord,
+    pub method: MethodType,
+    pub device_name: String,
+    pub now: i64,
+}
+
+pub fn credential_record(
+    new: NewCredential<'_>,
+    credential: &Credential,
+    attestation_object: &[u8],
+) -> Result<CredentialRecord, ApiError> {
+    let transports = credential
+        .transports
+        .iter()
+        .flatten()
+        .filter_map(|t| serde_json::to_value(t).ok())
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    let webauthn_credential = serde_json::to_string(credential)
+        .map_err(|e| ApiError::internal(format!("serialize credential: {e}")))?;
+    Ok(CredentialRecord {
+        tenant_user: CredentialRecord::key_for(&new.tenant.tenant_id, &new.user.user_id),
+        credential_id: CredentialId::from_bytes(credential.cred_id.to_vec()),
+        tenant_id: new.tenant.tenant_id,
+        user_id: new.user.user_id,
+        method_type: new.method,
+        device_name: new.device_name,
+        aaguid: aaguid(attestation_object),
+        backup_eligible: credential.backup_eligible,
+        backup_state: credential.backup_state,
+        transports,
+        sign_count: credential.counter,
+        user_verified: credential.user_verified,
+        created_at: new.now,
+        last_used_at: None,
+        use_count: 0,
+        webauthn_credential,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_is_read_from_client_data() {
+        let json =
+            br#"{"type":"webauthn.create","challenge":"AAEC_w","origin":"http://localhost:3000"}"#;
+        assert_eq!(challenge_from_client_data(json).unwrap(), "AAEC_w");
+        assert_eq!(
+            challenge_from_client_data(b"{}").unwrap_err().code(),
+            "invalid_request"
+        );
+        assert!(challenge_from_client_data(br#"{"challenge":"**"}"#).is_err());
+    }
+
+    #[test]
+    fn aaguid_of_garbage_is_nil() {
+        assert_eq!(aaguid(b"not cbor"), Uuid::nil());
+    }
+}
