@@ -1,1 +1,231 @@
-pub fn x() {}
+//! `POST /v1/users/me/mfa/webauthn/register/complete` (seed 001): verifies the attestation
+//! against the pending enrollment, stores the credential and, on the first enrollment, returns
+//! the user's backup codes (the only time they are ever shown).
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+use shared::auth::{authenticate, Accepts, Caller};
+use shared::codes::{self, BackupCodeHasher, BACKUP_CODE_COUNT};
+use shared::config::ConfigError;
+use shared::error::ApiError;
+use shared::http::{json_body, json_response, request_id, respond, ApiResult};
+use shared::ids::CredentialId;
+use shared::state::Common;
+use shared::store::{
+    found, BackupCodesRecord, ChallengeKind, ChallengeRecord, ConsumeChallenge,
+    SaveCredentialOutcome,
+};
+use shared::tenant::MethodType;
+use shared::webauthn::webauthn_rs_proto::RegisterPublicKeyCredential;
+use shared::webauthn::{
+    challenge_from_client_data, credential_record, finish_registration, NewCredential,
+    RegistrationState,
+};
+use tracing::{instrument, Span};
+
+pub const MAX_DEVICE_NAME_CHARS: usize = 100;
+
+pub struct State {
+    pub common: Common,
+    pub backup_codes: BackupCodeHasher,
+}
+
+impl State {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            backup_codes: BackupCodeHasher::from_env()?,
+            common: Common::from_env().await?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct CompleteRequest {
+    credential: RegisterPublicKeyCredential,
+    device_name: String,
+    method_type: String,
+}
+
+#[derive(Debug, Serialize)]
+struct CompleteResponse {
+    codes: Vec<String>,
+    remaining: usize,
+}
+
+#[instrument(skip_all, fields(request_id = %request_id(&req), tenant_id, user_id, method_type, credential_id))]
+pub async fn handler(state: &State, req: Request) -> Response<Body> {
+    respond(register_complete(state, &req).await)
+}
+
+/// Trimmed, 1 to 100 characters.
+fn device_name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_DEVICE_NAME_CHARS {
+        return Err(ApiError::invalid_field(
+            "device_name",
+            format!("device_name must be 1 to {MAX_DEVICE_NAME_CHARS} characters after trimming"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+async fn register_complete(state: &State, req: &Request) -> ApiResult {
+    let common = &state.common;
+    let now = common.now();
+    let caller = authenticate(req, &common.tokens, now, Accepts::MfaSetup)?;
+    // Everything the request alone can get wrong is refused before the pending state is used.
+    let body: CompleteRequest = json_body(req)?;
+    let method: MethodType = body.method_type.parse()?;
+    let device_name = device_name(&body.device_name)?;
+    let challenge = challenge_from_client_data(&body.credential.response.client_data_json)?;
+    let presented_id = CredentialId::from_bytes(body.credential.raw_id.clone());
+    let span = Span::current();
+    span.record("tenant_id", tracing::field::display(caller.tenant));
+    span.record("user_id", tracing::field::display(caller.user));
+    span.record("method_type", method.as_str());
+    span.record("credential_id", tracing::field::display(&presented_id));
+
+    let store = &common.store;
+    let key = ChallengeRecord::registration_key(&challenge);
+    let (pending, tenant, user, backup_codes, same_id) = tokio::try_join!(
+        store.consume_challenge(ConsumeChallenge {
+            key: &key,
+            kind: ChallengeKind::Registration,
+            tenant: &caller.tenant,
+            user: Some(&caller.user),
+            method_type: Some(method),
+            now,
+        }),
+        store.get_tenant(&caller.tenant),
+        store.get_user(&caller.tenant, &caller.user),
+        store.get_backup_codes(&caller.tenant, &caller.user),
+        store.find_credentials_by_id(&presented_id),
+    )?;
+    let pending = found(
+        pending,
+        "enrollment_not_found",
+        "no pending enrollment for this user and method type (it may have expired or been used)",
+    )?;
+    let tenant = found(tenant, "tenant_not_found", "the tenant does not exist")?;
+    let user = found(user, "user_not_found", "the user does not exist")?;
+
+    let state_data: RegistrationState = serde_json::from_str(&pending.state)
+        .map_err(|e| ApiError::internal(format!("stored registration state: {e}")))?;
+    let credential = finish_registration(&tenant, &state_data, &body.credential)?;
+    if credential.cred_id.as_slice() != presented_id.as_bytes() {
+        return Err(ApiError::bad_request(
+            "invalid_attestation",
+            "rawId does not match the credential in the attestation",
+        ));
+    }
+    if !same_id.is_empty() {
+        // WebAuthn §7.1 step 22: a credential id registered to any account is refused.
+        return Err(duplicate());
+    }
+
+    let record = credential_record(
+        NewCredential {
+            tenant: &tenant,
+            user: &user,
+            method,
+            device_name,
+            now,
+        },
+        &credential,
+        &body.credential.response.attestation_object,
+    )?;
+
+    let response = match backup_codes {
+        Some(existing) => {
+            save(store, &record, None).await?;
+            CompleteResponse {
+                codes: Vec::new(),
+                remaining: existing.remaining(),
+            }
+        }
+        None => first_enrollment(state, &caller, &record, now).await?,
+    };
+    tracing::info!(
+        first_enrollment = !response.codes.is_empty(),
+        "credential registered"
+    );
+    Ok(json_response(StatusCode::OK, &response))
+}
+
+/// Stores the credential together with ten fresh backup codes, which are returned in clear
+/// this once. If a concurrent enrollment created the codes first, this one gets none.
+async fn first_enrollment(
+    state: &State,
+    caller: &Caller,
+    record: &shared::store::CredentialRecord,
+    now: i64,
+) -> Result<CompleteResponse, ApiError> {
+    let store = &state.common.store;
+    let plain = codes::generate(BACKUP_CODE_COUNT)
+        .map_err(|_| ApiError::internal("random number generator failed"))?;
+    let hashes = plain
+        .iter()
+        .map(|code| state.backup_codes.hash(&caller.tenant, &caller.user, code))
+        .collect();
+    let codes_record = BackupCodesRecord::new(&caller.tenant, &caller.user, hashes, now);
+    match store
+        .save_new_credential(record, Some(&codes_record))
+        .await?
+    {
+        SaveCredentialOutcome::Saved => Ok(CompleteResponse {
+            remaining: plain.len(),
+            codes: plain,
+        }),
+        SaveCredentialOutcome::DuplicateCredential => Err(duplicate()),
+        SaveCredentialOutcome::BackupCodesAlreadyExist => {
+            save(store, record, None).await?;
+            let remaining = store
+                .get_backup_codes(&caller.tenant, &caller.user)
+                .await?
+                .map_or(0, |c| c.remaining());
+            Ok(CompleteResponse {
+                codes: Vec::new(),
+                remaining,
+            })
+        }
+    }
+}
+
+async fn save(
+    store: &shared::store::Store,
+    record: &shared::store::CredentialRecord,
+    codes: Option<&BackupCodesRecord>,
+) -> Result<(), ApiError> {
+    match store.save_new_credential(record, codes).await? {
+        SaveCredentialOutcome::Saved => Ok(()),
+        SaveCredentialOutcome::DuplicateCredential => Err(duplicate()),
+        SaveCredentialOutcome::BackupCodesAlreadyExist => Err(ApiError::internal(
+            "backup codes conflict while saving without codes",
+        )),
+    }
+}
+
+fn duplicate() -> ApiError {
+    ApiError::conflict(
+        "credential_already_registered",
+        "this authenticator is already registered",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_are_trimmed_and_bounded() {
+        assert_eq!(device_name("  YubiKey  ").unwrap(), "YubiKey");
+        assert!(device_name("").is_err());
+        assert!(device_name("   ").is_err());
+        assert!(device_name(&"x".repeat(100)).is_ok());
+        assert!(device_name(&"x".repeat(101)).is_err());
+        // Characters, not bytes: 100 two-byte characters are allowed.
+        assert!(device_name(&"é".repeat(100)).is_ok());
+    }
+}

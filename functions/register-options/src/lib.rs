@@ -1,1 +1,80 @@
-pub fn x() {}
+//! `POST /v1/users/me/mfa/webauthn/register?method_type=…` (seed 002): creation options for
+//! enrolling a passkey or security key, with the pending state stored until it expires.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use shared::auth::{authenticate, Accepts};
+use shared::config::ConfigError;
+use shared::error::ApiError;
+use shared::http::{json_response, query_param, request_id, respond, ApiResult};
+use shared::state::Common;
+use shared::store::{found, ChallengeKind, ChallengeRecord};
+use shared::tenant::MethodType;
+use shared::webauthn::start_registration;
+use tracing::{instrument, Span};
+
+pub struct State {
+    pub common: Common,
+}
+
+impl State {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            common: Common::from_env().await?,
+        })
+    }
+}
+
+#[instrument(skip_all, fields(request_id = %request_id(&req), tenant_id, user_id, method_type))]
+pub async fn handler(state: &State, req: Request) -> Response<Body> {
+    respond(register_options(state, &req).await)
+}
+
+async fn register_options(state: &State, req: &Request) -> ApiResult {
+    let common = &state.common;
+    let now = common.now();
+    let caller = authenticate(req, &common.tokens, now, Accepts::MfaSetup)?;
+    let method = match query_param(req, "method_type") {
+        Some(value) => value.parse::<MethodType>()?,
+        None => MethodType::WebauthnPasskey,
+    };
+    let span = Span::current();
+    span.record("tenant_id", tracing::field::display(caller.tenant));
+    span.record("user_id", tracing::field::display(caller.user));
+    span.record("method_type", method.as_str());
+
+    let store = &common.store;
+    let (tenant, user, existing) = tokio::try_join!(
+        store.get_tenant(&caller.tenant),
+        store.get_user(&caller.tenant, &caller.user),
+        store.list_credentials(&caller.tenant, &caller.user),
+    )?;
+    let tenant = found(tenant, "tenant_not_found", "the tenant does not exist")?;
+    let user = found(user, "user_not_found", "the user does not exist")?;
+    if !tenant.allows(method) {
+        return Err(ApiError::NotImplemented {
+            code: "method_not_enabled",
+            message: format!("{method} is not enabled for this tenant").into(),
+        });
+    }
+
+    let started = start_registration(&tenant, &user, method, &existing)?;
+    let pending = ChallengeRecord {
+        challenge_key: ChallengeRecord::registration_key(&started.challenge),
+        kind: ChallengeKind::Registration,
+        tenant_id: tenant.tenant_id,
+        user_id: user.user_id,
+        method_type: Some(method),
+        state: serde_json::to_string(&started.state)
+            .map_err(|e| ApiError::internal(format!("serialize registration state: {e}")))?,
+        created_at: now,
+        expires_at: now + i64::from(tenant.challenge_timeout_secs),
+    };
+    store.put_challenge(&pending).await?;
+    tracing::info!(excluded = existing.len(), "registration options issued");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "options": started.options }),
+    ))
+}

@@ -1,1 +1,14 @@
-fn main() {}
+use lambda_http::{run, service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let state = register_options::State::from_env()
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "configuration error, not starting"))?;
+    let state = &state;
+    run(service_fn(move |req| async move {
+        Ok::<_, Error>(register_options::handler(state, req).await)
+    }))
+    .await
+}

@@ -36,6 +36,14 @@ pub struct ChallengeRecord {
     pub expires_at: i64,
 }
 
+impl ChallengeRecord {
+    /// Registration states are keyed by their challenge, which the client echoes back in
+    /// clientDataJSON; so several enrollments (two tabs) can be pending at once.
+    pub fn registration_key(challenge_b64url: &str) -> String {
+        format!("registration#{challenge_b64url}")
+    }
+}
+
 /// What a consumer expects of the state it takes; anything else leaves the item untouched.
 #[derive(Clone, Debug)]
 pub struct ConsumeChallenge<'a> {

@@ -6,7 +6,7 @@ mod challenges;
 mod credentials;
 pub mod schema;
 mod tenants;
-mod users;
+pub mod users;
 
 use std::collections::HashMap;
 
@@ -22,7 +22,7 @@ use crate::ids::{TenantId, UserId};
 pub use backup_codes::BackupCodesRecord;
 pub use challenges::{ChallengeKind, ChallengeRecord, ConsumeChallenge};
 pub use credentials::{CredentialRecord, SaveCredentialOutcome};
-pub use users::UserRecord;
+pub use users::{normalise_email, UserRecord};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -113,4 +113,16 @@ impl Store {
     pub fn tables(&self) -> &TableNames {
         &self.tables
     }
+}
+
+/// `Some(value)`, or a 404 naming what is missing.
+pub fn found<T>(
+    value: Option<T>,
+    code: &'static str,
+    message: &'static str,
+) -> Result<T, crate::error::ApiError> {
+    value.ok_or(crate::error::ApiError::NotFound {
+        code,
+        message: message.into(),
+    })
 }

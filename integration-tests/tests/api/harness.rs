@@ -1,0 +1,415 @@
+//! Test harness: one real DynamoDB-compatible server (moto) per test binary on a random port,
+//! tables created from `template.yaml`, requests built as API Gateway HTTP API (payload 2.0)
+//! events, and ceremonies performed by webauthn-authenticator-rs's software authenticators.
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+use shared::clock::{Clock, ManualClock};
+use shared::codes::BackupCodeHasher;
+use shared::config::{TableNames, TokenSettings};
+use shared::ids::TenantId;
+use shared::jwt::{Claims, SigningKey, TokenVerifier};
+use shared::state::Common;
+use shared::store::{Store, UserRecord};
+use shared::tenant::Tenant;
+use tokio::sync::OnceCell;
+use url::Url;
+use webauthn_authenticator_rs::prelude::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::softtoken::SoftToken;
+use webauthn_rs_proto::{CreationChallengeResponse, PublicKeyCredentialCreationOptions};
+
+pub const ORIGIN: &str = "http://localhost:3000";
+pub const RP_ID: &str = "localhost";
+pub const PEPPER: &[u8] = b"integration-tests-backup-code-pepper-0123456789";
+
+pub struct Env {
+    pub endpoint: String,
+    pub tables: TableNames,
+    pub signing_pem: String,
+}
+
+static ENV: OnceCell<Env> = OnceCell::const_new();
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// Starts moto's server; a shell watcher stops it when this test process exits.
+fn spawn_moto(port: u16) {
+    let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = r#""$0" -m moto.server -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
+child=$!
+while kill -0 "$2" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 1; done
+kill "$child" 2>/dev/null"#;
+    Command::new("sh")
+        .args([
+            "-c",
+            script,
+            &python,
+            &port.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto server (pip install 'moto[server]', or set MOTO_PYTHON)");
+}
+
+pub fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version_latest()
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+pub async fn env() -> &'static Env {
+    ENV.get_or_init(|| async {
+        let port = free_port();
+        spawn_moto(port);
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let client = client(&endpoint);
+        let mut ready = false;
+        for _ in 0..150 {
+            if client.list_tables().send().await.is_ok() {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(ready, "moto server did not start on port {port}");
+        let template =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+                .expect("template.yaml");
+        let tables = TableNames::with_prefix("it");
+        shared::store::schema::create_tables(&client, &template, &tables)
+            .await
+            .expect("tables from template.yaml");
+        Env {
+            endpoint,
+            tables,
+            signing_pem: SigningKey::generate_pem().expect("signing key"),
+        }
+    })
+    .await
+}
+
+pub fn settings() -> TokenSettings {
+    TokenSettings {
+        issuer: "https://auth.test".into(),
+        audience: "passkey-tests".into(),
+    }
+}
+
+/// One isolated tenant with one user, and every function's state wired to moto.
+pub struct TestApp {
+    pub store: Store,
+    pub clock: ManualClock,
+    pub key: Arc<SigningKey>,
+    pub tenant: Tenant,
+    pub user: UserRecord,
+    pub register_options: register_options::State,
+    pub register_complete: register_complete::State,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_tenant(|_| {}).await
+    }
+
+    pub async fn with_tenant(configure: impl FnOnce(&mut Tenant)) -> Self {
+        let env = env().await;
+        let store = Store::new(client(&env.endpoint), env.tables.clone());
+        Self::build(store, configure).await
+    }
+
+    /// A fresh tenant and user in `store`.
+    pub async fn build(store: Store, configure: impl FnOnce(&mut Tenant)) -> Self {
+        let env = env().await;
+        let clock = ManualClock::starting_now();
+        let key = Arc::new(SigningKey::from_pem(&env.signing_pem).expect("key"));
+        let verifier = Arc::new(TokenVerifier::new(&key.jwks(), &settings()).expect("verifier"));
+        let mut tenant = Tenant::new("Acme", RP_ID, vec![ORIGIN.into()], clock.now());
+        configure(&mut tenant);
+        let common = Common {
+            store: store.clone(),
+            tokens: verifier,
+            clock: Arc::new(clock.clone()),
+        };
+        let app = Self {
+            store: store.clone(),
+            clock: clock.clone(),
+            key,
+            user: UserRecord {
+                tenant_id: tenant.tenant_id,
+                user_id: shared::ids::UserId::new_random(),
+                email: "alice@example.com".into(),
+                display_name: "Alice".into(),
+                created_at: clock.now(),
+            },
+            tenant,
+            register_options: register_options::State {
+                common: common.clone(),
+            },
+            register_complete: register_complete::State {
+                common,
+                backup_codes: BackupCodeHasher::new(PEPPER).expect("pepper"),
+            },
+        };
+        // Best effort: a store that is down on purpose has no tenant.
+        let _ = app.store.create_tenant(&app.tenant).await;
+        let _ = app.store.create_user(&app.user).await;
+        app
+    }
+
+    pub async fn add_user(&self, email: &str) -> UserRecord {
+        let user = UserRecord {
+            tenant_id: self.tenant.tenant_id,
+            user_id: shared::ids::UserId::new_random(),
+            email: email.into(),
+            display_name: email.into(),
+            created_at: self.clock.now(),
+        };
+        self.store.create_user(&user).await.expect("user");
+        user
+    }
+
+    pub fn claims_for(&self, user: &UserRecord) -> Claims {
+        Claims::new(
+            &settings(),
+            user.tenant_id,
+            user.user_id,
+            self.clock.now(),
+            900,
+        )
+    }
+
+    pub fn token_for(&self, user: &UserRecord) -> String {
+        self.key.sign(&self.claims_for(user)).expect("token")
+    }
+
+    pub fn token(&self) -> String {
+        self.token_for(&self.user)
+    }
+
+    pub fn auth_headers(&self, token: &str) -> Vec<(String, String)> {
+        auth_headers(token, &self.tenant.tenant_id)
+    }
+
+    pub async fn register_options(
+        &self,
+        headers: &[(String, String)],
+        method: Option<&str>,
+    ) -> Reply {
+        let query: Vec<(&str, &str)> = method.map(|m| vec![("method_type", m)]).unwrap_or_default();
+        let req = api_request("/v1/users/me/mfa/webauthn/register", &query, headers, None);
+        Reply::from(register_options::handler(&self.register_options, req).await)
+    }
+
+    pub async fn register_complete(&self, headers: &[(String, String)], body: &Value) -> Reply {
+        let req = api_request(
+            "/v1/users/me/mfa/webauthn/register/complete",
+            &[],
+            headers,
+            Some(body.to_string()),
+        );
+        Reply::from(register_complete::handler(&self.register_complete, req).await)
+    }
+
+    pub async fn register_complete_raw(&self, headers: &[(String, String)], body: &str) -> Reply {
+        let req = api_request(
+            "/v1/users/me/mfa/webauthn/register/complete",
+            &[],
+            headers,
+            Some(body.to_owned()),
+        );
+        Reply::from(register_complete::handler(&self.register_complete, req).await)
+    }
+
+    /// Options → authenticator → complete, for the app's user. Returns the completion reply.
+    pub async fn enroll(
+        &self,
+        authenticator: &mut Authenticator,
+        method: &str,
+        device: &str,
+    ) -> Reply {
+        let headers = self.auth_headers(&self.token());
+        let options = self.register_options(&headers, Some(method)).await;
+        assert_eq!(options.status, StatusCode::OK, "{}", options.body);
+        let credential = authenticator
+            .register(&options.body["options"], ORIGIN)
+            .expect("authenticator registers");
+        self.register_complete(
+            &headers,
+            &json!({ "credential": credential, "device_name": device, "method_type": method }),
+        )
+        .await
+    }
+}
+
+pub fn auth_headers(token: &str, tenant: &TenantId) -> Vec<(String, String)> {
+    vec![
+        ("authorization".into(), format!("Bearer {token}")),
+        ("x-tenant-id".into(), tenant.to_string()),
+    ]
+}
+
+/// A request exactly as API Gateway hands it to the function (HTTP API, payload 2.0).
+pub fn api_request(
+    path: &str,
+    query: &[(&str, &str)],
+    headers: &[(String, String)],
+    body: Option<String>,
+) -> Request {
+    let mut header_map = serde_json::Map::new();
+    header_map.insert("content-type".into(), json!("application/json"));
+    for (k, v) in headers {
+        header_map.insert(k.to_lowercase(), json!(v));
+    }
+    let raw_query = query
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": format!("POST {path}"),
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": header_map,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "localhost",
+            "http": {
+                "method": "POST",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "integration-tests"
+            },
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "routeKey": format!("POST {path}"),
+            "stage": "$default",
+            "time": "23/Nov/2026:12:00:00 +0000",
+            "timeEpoch": 0
+        },
+        "isBase64Encoded": false
+    });
+    if !query.is_empty() {
+        event["queryStringParameters"] = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    if let Some(body) = body {
+        event["body"] = json!(body);
+    }
+    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+}
+
+/// A handler's response as the client sees it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl From<Response<Body>> for Reply {
+    fn from(response: Response<Body>) -> Self {
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(content_type, "application/json");
+        let body = serde_json::from_slice(response.body().as_ref()).expect("a JSON body");
+        Reply { status, body }
+    }
+}
+
+impl Reply {
+    /// Asserts a seed-shaped error body `{code, message, details?, notices?}` with this status and code.
+    pub fn assert_error(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.body["code"], code, "{}", self.body);
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
+        let obj = self.body.as_object().expect("object");
+        assert!(obj
+            .keys()
+            .all(|k| ["code", "message", "details", "notices"].contains(&k.as_str())));
+    }
+}
+
+/// The browser plus authenticator: a software passkey (user-verifying) or security key.
+pub enum Authenticator {
+    Passkey(SoftPasskey),
+    SecurityKey(SoftToken),
+}
+
+impl Authenticator {
+    pub fn passkey() -> Self {
+        // `true`: the soft authenticator reports user verification, as a passkey does.
+        Authenticator::Passkey(SoftPasskey::new(true))
+    }
+
+    pub fn passkey_without_uv() -> Self {
+        Authenticator::Passkey(SoftPasskey::new(false))
+    }
+
+    pub fn security_key() -> Self {
+        Authenticator::SecurityKey(SoftToken::new(false).expect("soft token").0)
+    }
+
+    /// `navigator.credentials.create()` from the options JSON the API returned; returns the
+    /// credential JSON a browser would post back.
+    pub fn register(&mut self, options: &Value, origin: &str) -> Result<Value, String> {
+        let mut options: PublicKeyCredentialCreationOptions =
+            serde_json::from_value(options.clone()).map_err(|e| e.to_string())?;
+        if let (Authenticator::Passkey(_), Some(selection)) =
+            (&*self, options.authenticator_selection.as_mut())
+        {
+            // SoftPasskey keeps no resident keys and refuses WebAuthn L1's `requireResidentKey`.
+            // Browsers since L2 follow `residentKey` instead, which SoftPasskey ignores; so the
+            // client clears the legacy flag. Tests assert the server sends both.
+            selection.require_resident_key = false;
+        }
+        let origin = Url::parse(origin).map_err(|e| e.to_string())?;
+        let ccr = CreationChallengeResponse {
+            public_key: options,
+        };
+        let credential = match self {
+            Authenticator::Passkey(a) => a.do_registration(origin, ccr),
+            Authenticator::SecurityKey(a) => a.do_registration(origin, ccr),
+        }
+        .map_err(|e| format!("{e:?}"))?;
+        serde_json::to_value(credential).map_err(|e| e.to_string())
+    }
+}
+
+impl TestApp {
+    pub fn clock_now(&self) -> i64 {
+        self.clock.now()
+    }
+}
