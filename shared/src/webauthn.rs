@@ -50,7 +50,7 @@ pub fn start_registration(
     let webauthn = tenant.webauthn()?;
     let exclude: Vec<_> = existing
         .iter()
-        .map(|c| c.credential_id.as_bytes().to_vec().into())
+        .map(|c| c.credential_id.as_bytes().to_vec())
         .collect();
     let exclude = (!exclude.is_empty()).then_some(exclude);
     let user_id = *user.user_id.as_uuid();

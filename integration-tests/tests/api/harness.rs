@@ -31,6 +31,8 @@ pub const RP_ID: &str = "localhost";
 pub const PEPPER: &[u8] = b"integration-tests-backup-code-pepper-0123456789";
 
 pub struct Env {
+    /// The watcher shell; it outlives the tests and reaps moto itself.
+    _moto: std::process::Child,
     pub endpoint: String,
     pub tables: TableNames,
     pub signing_pem: String,
@@ -46,7 +48,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts moto's server; a shell watcher stops it when this test process exits.
-fn spawn_moto(port: u16) {
+fn spawn_moto(port: u16) -> std::process::Child {
     let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = r#""$0" -m moto.server -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
 child=$!
@@ -64,7 +66,7 @@ kill "$child" 2>/dev/null"#;
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("moto server (pip install 'moto[server]', or set MOTO_PYTHON)");
+        .expect("moto server (pip install 'moto[server]', or set MOTO_PYTHON)")
 }
 
 pub fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
@@ -80,7 +82,7 @@ pub fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
 pub async fn env() -> &'static Env {
     ENV.get_or_init(|| async {
         let port = free_port();
-        spawn_moto(port);
+        let moto = spawn_moto(port);
         let endpoint = format!("http://127.0.0.1:{port}");
         let client = client(&endpoint);
         let mut ready = false;
@@ -100,6 +102,7 @@ pub async fn env() -> &'static Env {
             .await
             .expect("tables from template.yaml");
         Env {
+            _moto: moto,
             endpoint,
             tables,
             signing_pem: SigningKey::generate_pem().expect("signing key"),
@@ -365,7 +368,7 @@ impl Reply {
 /// The browser plus authenticator: a software passkey (user-verifying) or security key.
 pub enum Authenticator {
     Passkey(SoftPasskey),
-    SecurityKey(SoftToken),
+    SecurityKey(Box<SoftToken>),
 }
 
 impl Authenticator {
@@ -379,7 +382,7 @@ impl Authenticator {
     }
 
     pub fn security_key() -> Self {
-        Authenticator::SecurityKey(SoftToken::new(false).expect("soft token").0)
+        Authenticator::SecurityKey(Box::new(SoftToken::new(false).expect("soft token").0))
     }
 
     /// `navigator.credentials.create()` from the options JSON the API returned; returns the
@@ -401,7 +404,7 @@ impl Authenticator {
         };
         let credential = match self {
             Authenticator::Passkey(a) => a.do_registration(origin, ccr),
-            Authenticator::SecurityKey(a) => a.do_registration(origin, ccr),
+            Authenticator::SecurityKey(a) => a.as_mut().do_registration(origin, ccr),
         }
         .map_err(|e| format!("{e:?}"))?;
         serde_json::to_value(credential).map_err(|e| e.to_string())
