@@ -1,0 +1,405 @@
+//! `authctl`: the operator CLI. JSON on stdout; on error a message on stderr and exit code 1.
+//! The command logic lives here so tests can drive it against a test server.
+//!
+//! With no AWS settings it talks to the local run (`scripts/dev.sh`): DynamoDB at
+//! `http://127.0.0.1:8000`, tables `passkey-local-*`, signing key `.local/jwt-signing-key.pem`.
+//! Against AWS, pass `--aws` and set the table variables (`TENANTS_TABLE`, …) and, for
+//! `token issue`, `JWT_SIGNING_KEY`, `JWT_ISSUER` and `JWT_AUDIENCE`.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use shared::clock::{Clock, SystemClock};
+use shared::config::{self, TableNames, TokenSettings};
+use shared::ids::{TenantId, UserId};
+use shared::jwt::{Claims, SigningKey};
+use shared::store::schema::create_tables;
+use shared::store::{Store, StoreError, UserRecord};
+use shared::tenant::{MethodType, Tenant, UserVerification};
+
+/// Where the local run keeps its state; defaults of every command point here.
+pub const LOCAL_ENDPOINT: &str = "http://127.0.0.1:8000";
+pub const LOCAL_TABLE_PREFIX: &str = "passkey-local";
+pub const LOCAL_SIGNING_KEY: &str = ".local/jwt-signing-key.pem";
+pub const LOCAL_ISSUER: &str = "http://localhost:3000";
+pub const LOCAL_AUDIENCE: &str = "passkey-local";
+const REGION: &str = "us-east-1";
+
+#[derive(Parser)]
+#[command(
+    name = "authctl",
+    version,
+    about = "Operate the passkey and MFA service"
+)]
+pub struct Cli {
+    /// Use the standard AWS configuration chain instead of the local run's DynamoDB.
+    #[arg(long, global = true)]
+    pub aws: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Tenants: one relying party each.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Users of a tenant.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// System JWTs.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Registered authenticators.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+    /// Tables, created from template.yaml (local and test deployments).
+    #[command(subcommand)]
+    Tables(TablesCommand),
+    /// JWT signing keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "rp-id")]
+        rp_id: String,
+        /// Allowed origin (repeat for several).
+        #[arg(long = "origin", required = true)]
+        origins: Vec<String>,
+        /// Enabled method types (default: both).
+        #[arg(long = "method", value_parser = parse_method)]
+        methods: Vec<MethodType>,
+        /// User verification for security keys: preferred or required.
+        #[arg(long = "user-verification", default_value = "preferred", value_parser = parse_uv)]
+        user_verification: UserVerification,
+        #[arg(long = "challenge-timeout", default_value_t = 300)]
+        challenge_timeout_secs: u32,
+        #[arg(long = "token-ttl", default_value_t = 900)]
+        token_ttl_secs: u32,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    Create {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        email: String,
+        #[arg(long = "display-name")]
+        display_name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    Issue {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        user: UserId,
+        /// Lifetime in seconds (default: the tenant's token lifetime).
+        #[arg(long)]
+        ttl: Option<u32>,
+        #[arg(long = "signing-key", default_value = LOCAL_SIGNING_KEY)]
+        signing_key: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CredentialsCommand {
+    List {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        user: UserId,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TablesCommand {
+    Create {
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Writes a new P-256 key (PKCS#8 PEM, mode 0600) unless the file exists; prints its JWKS.
+    Generate {
+        #[arg(long, default_value = LOCAL_SIGNING_KEY)]
+        out: PathBuf,
+    },
+    /// Prints the JWKS of a key file.
+    Jwks {
+        #[arg(long, default_value = LOCAL_SIGNING_KEY)]
+        key: PathBuf,
+    },
+}
+
+fn parse_method(s: &str) -> Result<MethodType, String> {
+    s.parse().map_err(|e: shared::ApiError| e.to_string())
+}
+
+fn parse_uv(s: &str) -> Result<UserVerification, String> {
+    match s {
+        "preferred" => Ok(UserVerification::Preferred),
+        "required" => Ok(UserVerification::Required),
+        other => Err(format!("expected preferred or required, not {other:?}")),
+    }
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// Where commands read and write: built from the environment by `main`, directly by tests.
+pub struct Context {
+    pub store: Store,
+    pub token_settings: TokenSettings,
+    /// `JWT_SIGNING_KEY`, which takes precedence over `--signing-key` files.
+    pub signing_key_pem: Option<String>,
+}
+
+impl Context {
+    pub async fn from_env(aws: bool) -> Result<Self, String> {
+        Ok(Self {
+            store: store(aws).await?,
+            token_settings: TokenSettings {
+                issuer: env_or(config::JWT_ISSUER, LOCAL_ISSUER),
+                audience: env_or(config::JWT_AUDIENCE, LOCAL_AUDIENCE),
+            },
+            signing_key_pem: std::env::var(config::JWT_SIGNING_KEY)
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
+        })
+    }
+}
+
+async fn store(aws: bool) -> Result<Store, String> {
+    let tables = if aws {
+        TableNames::from_env().map_err(|e| e.to_string())?
+    } else {
+        let local = TableNames::with_prefix(LOCAL_TABLE_PREFIX);
+        TableNames {
+            tenants: env_or(config::TENANTS_TABLE, &local.tenants),
+            users: env_or(config::USERS_TABLE, &local.users),
+            credentials: env_or(config::CREDENTIALS_TABLE, &local.credentials),
+            challenges: env_or(config::CHALLENGES_TABLE, &local.challenges),
+            backup_codes: env_or(config::BACKUP_CODES_TABLE, &local.backup_codes),
+        }
+    };
+    let client = if aws {
+        config::dynamodb_client().await
+    } else {
+        let endpoint = env_or("AWS_ENDPOINT_URL", LOCAL_ENDPOINT);
+        let region = env_or("AWS_REGION", REGION);
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                env_or("AWS_ACCESS_KEY_ID", "local"),
+                env_or("AWS_SECRET_ACCESS_KEY", "local"),
+                None,
+                None,
+                "authctl-local",
+            ))
+            .load()
+            .await;
+        aws_sdk_dynamodb::Client::new(&sdk)
+    };
+    Ok(Store::new(client, tables))
+}
+
+fn store_err(e: StoreError) -> String {
+    format!("store: {e}")
+}
+
+fn read_signing_key(ctx: &Context, path: &Path) -> Result<SigningKey, String> {
+    let pem = match &ctx.signing_key_pem {
+        Some(pem) => pem.clone(),
+        None => std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read signing key {} ({e}); set JWT_SIGNING_KEY or run `authctl key generate`",
+                path.display()
+            )
+        })?,
+    };
+    SigningKey::from_pem(&pem).map_err(|e| e.to_string())
+}
+
+/// Runs one command; the JSON it returns is what `authctl` prints.
+pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
+    let now = SystemClock.now();
+    match command {
+        Command::Tenant(TenantCommand::Create {
+            name,
+            rp_id,
+            origins,
+            methods,
+            user_verification,
+            challenge_timeout_secs,
+            token_ttl_secs,
+        }) => {
+            let mut tenant = Tenant::new(&name, &rp_id, origins, now);
+            if !methods.is_empty() {
+                tenant.methods = methods;
+            }
+            tenant.user_verification = user_verification;
+            tenant.challenge_timeout_secs = challenge_timeout_secs;
+            tenant.token_ttl_secs = token_ttl_secs;
+            tenant.validate()?;
+            ctx.store.create_tenant(&tenant).await.map_err(store_err)?;
+            Ok(json!({ "tenant_id": tenant.tenant_id }))
+        }
+        Command::User(UserCommand::Create {
+            tenant,
+            email,
+            display_name,
+        }) => {
+            let store = &ctx.store;
+            let email = shared::store::normalise_email(&email);
+            if !email.contains('@') || display_name.trim().is_empty() {
+                return Err("an email address and a display name are required".into());
+            }
+            if store
+                .get_tenant(&tenant)
+                .await
+                .map_err(store_err)?
+                .is_none()
+            {
+                return Err(format!("tenant {tenant} does not exist"));
+            }
+            let taken = store
+                .find_users_by_email(&email, 100)
+                .await
+                .map_err(store_err)?
+                .iter()
+                .any(|u| u.tenant_id == tenant);
+            if taken {
+                return Err(format!("{email} already exists in tenant {tenant}"));
+            }
+            let user = UserRecord {
+                tenant_id: tenant,
+                user_id: UserId::new_random(),
+                email,
+                display_name: display_name.trim().to_owned(),
+                created_at: now,
+            };
+            store.create_user(&user).await.map_err(store_err)?;
+            Ok(json!({ "user_id": user.user_id }))
+        }
+        Command::Token(TokenCommand::Issue {
+            tenant,
+            user,
+            ttl,
+            signing_key,
+        }) => {
+            let key = read_signing_key(ctx, &signing_key)?;
+            let store = &ctx.store;
+            let found_tenant = store
+                .get_tenant(&tenant)
+                .await
+                .map_err(store_err)?
+                .ok_or_else(|| format!("tenant {tenant} does not exist"))?;
+            if store
+                .get_user(&tenant, &user)
+                .await
+                .map_err(store_err)?
+                .is_none()
+            {
+                return Err(format!("user {user} does not exist in tenant {tenant}"));
+            }
+            let ttl = ttl.unwrap_or(found_tenant.token_ttl_secs);
+            let claims = Claims::new(&ctx.token_settings, tenant, user, now, i64::from(ttl));
+            let token = key.sign(&claims).map_err(|e| e.to_string())?;
+            Ok(json!({ "token": token }))
+        }
+        Command::Credentials(CredentialsCommand::List { tenant, user }) => {
+            let records = ctx
+                .store
+                .list_credentials(&tenant, &user)
+                .await
+                .map_err(store_err)?;
+            Ok(Value::Array(
+                records
+                    .into_iter()
+                    .map(|c| {
+                        json!({
+                            "credential_id": c.credential_id,
+                            "method_type": c.method_type,
+                            "device_name": c.device_name,
+                            "aaguid": c.aaguid,
+                            "backup_eligible": c.backup_eligible,
+                            "backup_state": c.backup_state,
+                            "transports": c.transports,
+                            "sign_count": c.sign_count,
+                            "user_verified": c.user_verified,
+                            "created_at": c.created_at,
+                            "last_used_at": c.last_used_at,
+                            "use_count": c.use_count,
+                        })
+                    })
+                    .collect(),
+            ))
+        }
+        Command::Tables(TablesCommand::Create { template }) => {
+            let yaml = std::fs::read_to_string(&template)
+                .map_err(|e| format!("cannot read {}: {e}", template.display()))?;
+            let store = &ctx.store;
+            let created = create_tables(store.client(), &yaml, store.tables())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(
+                json!({ "created": created, "tables": store.tables().env_vars().into_iter().collect::<std::collections::BTreeMap<_, _>>() }),
+            )
+        }
+        Command::Key(KeyCommand::Generate { out }) => {
+            if !out.exists() {
+                let pem = SigningKey::generate_pem().map_err(|_| "key generation failed")?;
+                write_private(&out, &pem)?;
+            }
+            let key = read_signing_key_file(&out)?;
+            Ok(json!({ "kid": key.kid(), "path": out, "jwks": key.jwks() }))
+        }
+        Command::Key(KeyCommand::Jwks { key }) => {
+            let key = read_signing_key_file(&key)?;
+            serde_json::to_value(key.jwks()).map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn read_signing_key_file(path: &Path) -> Result<SigningKey, String> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    SigningKey::from_pem(&pem).map_err(|e| e.to_string())
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), String> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}

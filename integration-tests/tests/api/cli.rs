@@ -1,0 +1,235 @@
+//! The operator CLI's contract: each command's JSON, against the test server.
+
+use authctl::{run, Cli, Context};
+use clap::Parser;
+use lambda_http::http::StatusCode;
+use serde_json::Value;
+use shared::ids::{TenantId, UserId};
+use shared::jwt::TokenVerifier;
+
+use crate::harness::{settings, Authenticator, TestApp};
+
+async fn authctl(ctx: &Context, args: &[&str]) -> Result<Value, String> {
+    let cli = Cli::try_parse_from(std::iter::once("authctl").chain(args.iter().copied()))
+        .map_err(|e| e.to_string())?;
+    run(cli.command, ctx).await
+}
+
+fn context(app: &TestApp) -> Context {
+    Context {
+        store: app.store.clone(),
+        token_settings: settings(),
+        signing_key_pem: None,
+    }
+}
+
+#[tokio::test]
+async fn operators_create_tenants_users_and_tokens_that_the_api_accepts() {
+    let app = TestApp::new().await;
+    let dir = std::env::temp_dir().join(format!("authctl-{}", uuid::Uuid::new_v4()));
+    let key_path = dir.join("key.pem");
+    let key_path = key_path.to_str().unwrap();
+    let ctx = context(&app);
+
+    let generated = authctl(&ctx, &["key", "generate", "--out", key_path])
+        .await
+        .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(key_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Generating again keeps the existing key.
+    let again = authctl(&ctx, &["key", "generate", "--out", key_path])
+        .await
+        .unwrap();
+    assert_eq!(generated["kid"], again["kid"]);
+    let jwks = authctl(&ctx, &["key", "jwks", "--key", key_path])
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], generated["kid"]);
+
+    let tenant = authctl(
+        &ctx,
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Shop",
+            "--rp-id",
+            "localhost",
+            "--origin",
+            "http://localhost:3000",
+            "--origin",
+            "http://localhost:5173",
+        ],
+    )
+    .await
+    .unwrap();
+    let tenant_id: TenantId = tenant["tenant_id"].as_str().unwrap().parse().unwrap();
+    let stored = app.store.get_tenant(&tenant_id).await.unwrap().unwrap();
+    assert_eq!(stored.origins.len(), 2);
+
+    let user = authctl(
+        &ctx,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            &tenant_id.to_string(),
+            "--email",
+            " Bob@Example.com ",
+            "--display-name",
+            "Bob",
+        ],
+    )
+    .await
+    .unwrap();
+    let user_id: UserId = user["user_id"].as_str().unwrap().parse().unwrap();
+    let stored = app
+        .store
+        .get_user(&tenant_id, &user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.email, "bob@example.com");
+    // The same email twice in one tenant is refused.
+    assert!(authctl(
+        &ctx,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            &tenant_id.to_string(),
+            "--email",
+            "bob@example.com",
+            "--display-name",
+            "B"
+        ],
+    )
+    .await
+    .is_err());
+
+    let token = authctl(
+        &ctx,
+        &[
+            "token",
+            "issue",
+            "--tenant",
+            &tenant_id.to_string(),
+            "--user",
+            &user_id.to_string(),
+            "--ttl",
+            "120",
+            "--signing-key",
+            key_path,
+        ],
+    )
+    .await
+    .unwrap();
+    let verifier = TokenVerifier::from_jwks_json(&jwks.to_string(), &settings()).unwrap();
+    let claims = verifier
+        .verify(token["token"].as_str().unwrap(), app.clock_now())
+        .unwrap();
+    assert_eq!((claims.tenant_id, claims.sub), (tenant_id, user_id));
+    assert_eq!(claims.exp - claims.iat, 120);
+
+    // Unknown users get no token; bad ids are refused by the parser.
+    assert!(authctl(
+        &ctx,
+        &[
+            "token",
+            "issue",
+            "--tenant",
+            &tenant_id.to_string(),
+            "--user",
+            &UserId::new_random().to_string(),
+            "--signing-key",
+            key_path
+        ],
+    )
+    .await
+    .is_err());
+    assert!(authctl(
+        &ctx,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "nope",
+            "--email",
+            "a@b.c",
+            "--display-name",
+            "A"
+        ]
+    )
+    .await
+    .is_err());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn credentials_list_shows_metadata_but_no_key_material() {
+    let app = TestApp::new().await;
+    let ctx = context(&app);
+    let args = [
+        "credentials",
+        "list",
+        "--tenant",
+        &app.tenant.tenant_id.to_string(),
+        "--user",
+        &app.user.user_id.to_string(),
+    ];
+    assert_eq!(authctl(&ctx, &args).await.unwrap(), Value::Array(vec![]));
+    let reply = app
+        .enroll(&mut Authenticator::security_key(), "webauthn_fido", "Key")
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let list = authctl(&ctx, &args).await.unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["method_type"], "webauthn_fido");
+    assert_eq!(list[0]["device_name"], "Key");
+    assert_eq!(list[0]["use_count"], 0);
+    assert!(list[0].get("webauthn_credential").is_none());
+}
+
+#[tokio::test]
+async fn invalid_tenants_are_refused_before_anything_is_written() {
+    let app = TestApp::new().await;
+    let ctx = context(&app);
+    let err = authctl(
+        &ctx,
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "X",
+            "--rp-id",
+            "localhost",
+            "--origin",
+            "not a url",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("origin"), "{err}");
+    assert!(authctl(
+        &ctx,
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "X",
+            "--rp-id",
+            "localhost",
+            "--origin",
+            "http://localhost",
+            "--method",
+            "sms"
+        ]
+    )
+    .await
+    .is_err());
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Runs the whole API locally: http://localhost:3000, every endpoint at its production path.
+#
+#   ./scripts/dev.sh        (from any directory; Ctrl-C stops everything it started)
+#
+# 1. installs what is missing into .tools/venv (moto's server, cargo-lambda)
+# 2. starts moto's DynamoDB-compatible server on 127.0.0.1:8000 (log: .local/moto.log)
+# 3. creates the tables, a demo tenant, a demo user and a token for them with authctl;
+#    moto keeps data in memory, so every start gets a fresh tenant and user
+#    (written to .local/demo.env)
+# 4. builds the functions and serves them with `cargo lambda watch`, which rebuilds and
+#    restarts a function when its code changes. Routes: [workspace.metadata.lambda.watch.router]
+#    in Cargo.toml.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$PWD"
+
+venv=.tools/venv
+state=.local
+moto_port=8000
+api_port=3000
+api="http://localhost:$api_port"
+
+say() { printf '[dev] %s\n' "$*"; }
+die() { printf '[dev] error: %s\n' "$*" >&2; exit 1; }
+
+# --- cleanup: stop what this run started ------------------------------------------------------
+# Background jobs run in their own process groups (set -m), so one kill reaches a job's children
+# too (cargo lambda watch starts `cargo run` and the function binaries).
+set -m
+started=()
+cleanup() {
+  trap - EXIT INT TERM
+  [ "${#started[@]}" -gt 0 ] || return 0
+  say "stopping..."
+  local pid
+  for pid in "${started[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  for _ in $(seq 50); do
+    local alive=0
+    for pid in "${started[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.2
+  done
+  for pid in "${started[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  say "stopped"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+is_moto() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$moto_port/moto-api/data.json")" = 200 ]; }
+json_field() { "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+# --- 1. tools ---------------------------------------------------------------------------------
+for tool in cargo python3 curl; do
+  command -v "$tool" >/dev/null || die "$tool is required (Rust: https://rustup.rs)"
+done
+if [ -x scripts/install-tools.sh ]; then
+  scripts/install-tools.sh dev
+else
+  [ -x "$venv/bin/python" ] || { say "creating $venv"; python3 -m venv "$venv"; }
+  need=()
+  "$venv/bin/python" -c 'import moto.server, flask_cors' 2>/dev/null || need+=('moto[server]')
+  [ -x "$venv/bin/cargo-lambda" ] || need+=(cargo-lambda)
+  if [ "${#need[@]}" -gt 0 ]; then
+    say "pip install ${need[*]}"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "${need[@]}"
+  fi
+fi
+[ -x "$venv/bin/cargo-lambda" ] || die "$venv/bin/cargo-lambda is missing"
+export PATH="$root/$venv/bin:$PATH"
+
+port_open "$api_port" && die "port $api_port is in use (another dev.sh?); stop that first"
+
+mkdir -p "$state"
+chmod 700 "$state"
+
+# --- 2. DynamoDB (moto) -----------------------------------------------------------------------
+if port_open "$moto_port"; then
+  is_moto || die "port $moto_port is in use by something that is not moto; stop it first"
+  say "reusing the moto server already on 127.0.0.1:$moto_port (not started here, left running)"
+else
+  say "starting moto on 127.0.0.1:$moto_port (log: $state/moto.log)"
+  "$venv/bin/python" -m moto.server -H 127.0.0.1 -p "$moto_port" </dev/null >"$state/moto.log" 2>&1 &
+  moto_pid=$!
+  started+=("$moto_pid")
+  for _ in $(seq 100); do
+    is_moto && break
+    kill -0 "$moto_pid" 2>/dev/null || { tail -n 20 "$state/moto.log" >&2; die "moto exited"; }
+    sleep 0.2
+  done
+  is_moto || die "moto did not answer on 127.0.0.1:$moto_port within 20 s (see $state/moto.log)"
+fi
+
+# --- 3. environment (inherited by authctl and every function) ---------------------------------
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
+export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
+export TENANTS_TABLE=passkey-local-tenants USERS_TABLE=passkey-local-users
+export CREDENTIALS_TABLE=passkey-local-credentials CHALLENGES_TABLE=passkey-local-challenges
+export BACKUP_CODES_TABLE=passkey-local-backup-codes
+export JWT_ISSUER="$api" JWT_AUDIENCE=passkey-local
+export RUST_LOG=info
+
+say "building (first time: a few minutes)"
+cargo build --bins
+
+authctl=target/debug/authctl
+"$authctl" key generate >/dev/null # writes $state/jwt-signing-key.pem once
+JWT_SIGNING_KEY="$(cat "$state/jwt-signing-key.pem")"
+JWT_VERIFICATION_JWKS="$("$authctl" key jwks)"
+export JWT_SIGNING_KEY JWT_VERIFICATION_JWKS
+
+pepper_file="$state/backup-code-pepper"
+if [ ! -s "$pepper_file" ]; then
+  (umask 077 && "$venv/bin/python" -c 'import secrets; print(secrets.token_hex(32))' >"$pepper_file")
+fi
+BACKUP_CODE_PEPPER="$(cat "$pepper_file")"
+export BACKUP_CODE_PEPPER
+
+"$authctl" tables create >/dev/null
+tenant="$("$authctl" tenant create --name Demo --rp-id localhost --origin "$api" | json_field tenant_id)"
+user="$("$authctl" user create --tenant "$tenant" --email demo@example.com --display-name "Demo User" | json_field user_id)"
+token="$("$authctl" token issue --tenant "$tenant" --user "$user" --ttl 86400 | json_field token)"
+cat >"$state/demo.env" <<EOF
+# Written by scripts/dev.sh; valid while it runs (moto keeps data in memory).
+export API=$api
+export TENANT=$tenant
+export USER_ID=$user
+export TOKEN=$token
+EOF
+
+# --- 4. API -----------------------------------------------------------------------------------
+say "starting cargo lambda watch on $api"
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$api_port" </dev/null &
+watch_pid=$!
+started+=("$watch_pid")
+for _ in $(seq 600); do
+  port_open "$api_port" && break
+  kill -0 "$watch_pid" 2>/dev/null || die "cargo lambda watch exited"
+  sleep 0.2
+done
+port_open "$api_port" || die "cargo lambda watch did not listen on port $api_port within 120 s"
+
+# Start both functions now (an unauthenticated request: 401), so the first real request is fast.
+for path in /v1/users/me/mfa/webauthn/register /v1/users/me/mfa/webauthn/register/complete; do
+  status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 120 -X POST "$api$path")" || true
+  [ "$status" = 401 ] || say "warning: POST $path answered $status, expected 401; see the log above"
+done
+
+cat <<EOF
+
+==================================================================================================
+ API ready on $api (moto on 127.0.0.1:$moto_port). Ctrl-C stops everything.
+
+ Demo tenant, user and a 24 h token (also in $state/demo.env):
+   export TENANT=$tenant
+   export USER_ID=$user
+   export TOKEN=$token
+
+ Try (after the exports above, or: source $root/$state/demo.env):
+   curl -s -X POST "$api/v1/users/me/mfa/webauthn/register?method_type=webauthn_passkey" \\
+     -H "Authorization: Bearer \$TOKEN" -H "X-Tenant-ID: \$TENANT"
+   curl -s -X POST "$api/v1/users/me/mfa/webauthn/register/complete" \\
+     -H "Authorization: Bearer \$TOKEN" -H "X-Tenant-ID: \$TENANT" -H 'Content-Type: application/json' \\
+     -d '{"credential": <PublicKeyCredential from the browser>, "device_name": "Laptop", "method_type": "webauthn_passkey"}'
+==================================================================================================
+
+EOF
+
+status=0
+wait "$watch_pid" || status=$?
+die "cargo lambda watch exited (status $status)"
