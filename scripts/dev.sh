@@ -124,17 +124,20 @@ export BACKUP_CODE_PEPPER
 tenant="$("$authctl" tenant create --name Demo --rp-id localhost --origin "$api" | json_field tenant_id)"
 user="$("$authctl" user create --tenant "$tenant" --email demo@example.com --display-name "Demo User" | json_field user_id)"
 token="$("$authctl" token issue --tenant "$tenant" --user "$user" --ttl 86400 | json_field token)"
-cat >"$state/demo.env" <<EOF
+(umask 077 && cat >"$state/demo.env") <<EOF
 # Written by scripts/dev.sh; valid while it runs (moto keeps data in memory).
 export API=$api
-export TENANT=$tenant
+export TENANT_ID=$tenant
 export USER_ID=$user
 export TOKEN=$token
 EOF
 
 # --- 4. API -----------------------------------------------------------------------------------
+# The functions inherit this environment. cargo-lambda reads RUST_LOG as well and is very chatty
+# at info, so it runs with its own default and the functions get RUST_LOG through --env-var.
 say "starting cargo lambda watch on $api"
-cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$api_port" </dev/null &
+env -u RUST_LOG cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$api_port" \
+  --env-var "RUST_LOG=$RUST_LOG" </dev/null &
 watch_pid=$!
 started+=("$watch_pid")
 for _ in $(seq 600); do
@@ -146,7 +149,7 @@ port_open "$api_port" || die "cargo lambda watch did not listen on port $api_por
 
 # Start both functions now (an unauthenticated request: 401), so the first real request is fast.
 for path in /v1/users/me/mfa/webauthn/register /v1/users/me/mfa/webauthn/register/complete; do
-  status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 120 -X POST "$api$path")" || true
+  status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X POST "$api$path")" || true
   [ "$status" = 401 ] || say "warning: POST $path answered $status, expected 401; see the log above"
 done
 
@@ -156,15 +159,15 @@ cat <<EOF
  API ready on $api (moto on 127.0.0.1:$moto_port). Ctrl-C stops everything.
 
  Demo tenant, user and a 24 h token (also in $state/demo.env):
-   export TENANT=$tenant
+   export TENANT_ID=$tenant
    export USER_ID=$user
    export TOKEN=$token
 
  Try (after the exports above, or: source $root/$state/demo.env):
    curl -s -X POST "$api/v1/users/me/mfa/webauthn/register?method_type=webauthn_passkey" \\
-     -H "Authorization: Bearer \$TOKEN" -H "X-Tenant-ID: \$TENANT"
+     -H "Authorization: Bearer \$TOKEN" -H "X-Tenant-ID: \$TENANT_ID"
    curl -s -X POST "$api/v1/users/me/mfa/webauthn/register/complete" \\
-     -H "Authorization: Bearer \$TOKEN" -H "X-Tenant-ID: \$TENANT" -H 'Content-Type: application/json' \\
+     -H "Authorization: Bearer \$TOKEN" -H "X-Tenant-ID: \$TENANT_ID" -H 'Content-Type: application/json' \\
      -d '{"credential": <PublicKeyCredential from the browser>, "device_name": "Laptop", "method_type": "webauthn_passkey"}'
 ==================================================================================================
 

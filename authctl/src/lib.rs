@@ -60,6 +60,22 @@ pub enum Command {
     /// JWT signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// MFA challenges, as the primary login creates them.
+    #[command(subcommand, name = "mfa-challenge")]
+    MfaChallenge(MfaChallengeCommand),
+}
+
+#[derive(Subcommand)]
+pub enum MfaChallengeCommand {
+    Create {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        user: UserId,
+        /// Seconds the challenge stays valid.
+        #[arg(long, default_value_t = shared::mfa::MFA_CHALLENGE_TTL_SECS)]
+        ttl: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -371,6 +387,25 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             }
             let key = read_signing_key_file(&out)?;
             Ok(json!({ "kid": key.kid(), "path": out, "jwks": key.jwks() }))
+        }
+        Command::MfaChallenge(MfaChallengeCommand::Create { tenant, user, ttl }) => {
+            let store = &ctx.store;
+            if !(30..=3600).contains(&ttl) {
+                return Err("ttl must be between 30 and 3600 seconds".into());
+            }
+            if store
+                .get_user(&tenant, &user)
+                .await
+                .map_err(store_err)?
+                .is_none()
+            {
+                return Err(format!("user {user} does not exist in tenant {tenant}"));
+            }
+            let id = store
+                .create_mfa_challenge(&tenant, &user, now, ttl)
+                .await
+                .map_err(store_err)?;
+            Ok(json!({ "challenge_id": id }))
         }
         Command::Key(KeyCommand::Jwks { key }) => {
             let key = read_signing_key_file(&key)?;

@@ -15,6 +15,10 @@ const CODE_SYMBOLS: usize = 12;
 /// Crockford's base32: no I, L, O or U, so codes survive being read aloud or retyped.
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const MIN_PEPPER_BYTES: usize = 32;
+/// Wrong backup codes a user may enter before redemption is locked.
+pub const MAX_FAILED_ATTEMPTS: u32 = 5;
+/// How long a lockout lasts.
+pub const LOCKOUT_SECS: i64 = 15 * 60;
 
 /// Holds the HMAC key; built once at cold start.
 pub struct BackupCodeHasher {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod jwt;
+pub mod mfa;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -77,6 +77,10 @@ fn default_token_ttl() -> u32 {
     900
 }
 
+fn default_min_authenticators() -> u32 {
+    1
+}
+
 /// A tenant as stored in the tenants table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
@@ -96,6 +100,14 @@ pub struct Tenant {
     /// Lifetime of the system JWTs issued for this tenant.
     #[serde(default = "default_token_ttl")]
     pub token_ttl_secs: u32,
+    /// MFA policy: a user with fewer registered authenticators completes MFA with
+    /// `mfa_setup_required` and a token that only allows enrolling more (so one can be lost).
+    #[serde(default = "default_min_authenticators")]
+    pub min_authenticators: u32,
+    /// MFA policy: method types every user must have; a user missing one completes MFA with
+    /// `enrollment_required`, no token, and a challenge that authorises exactly that enrollment.
+    #[serde(default)]
+    pub required_methods: Vec<MethodType>,
     pub created_at: i64,
 }
 
@@ -110,6 +122,8 @@ impl Tenant {
             user_verification: UserVerification::default(),
             challenge_timeout_secs: default_challenge_timeout(),
             token_ttl_secs: default_token_ttl(),
+            min_authenticators: default_min_authenticators(),
+            required_methods: Vec::new(),
             created_at,
         }
     }
@@ -131,6 +145,12 @@ impl Tenant {
         }
         if !(60..=86_400).contains(&self.token_ttl_secs) {
             return Err("token lifetime must be between 60 and 86400 seconds".into());
+        }
+        if self.min_authenticators > 10 {
+            return Err("at most 10 authenticators can be required".into());
+        }
+        if let Some(m) = self.required_methods.iter().find(|m| !self.allows(**m)) {
+            return Err(format!("required method {m} is not enabled"));
         }
         self.webauthn().map(|_| ()).map_err(|e| e.to_string())
     }

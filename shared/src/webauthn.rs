@@ -9,12 +9,13 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    Credential, PasskeyRegistration, RegisterPublicKeyCredential, SecurityKeyRegistration,
-    WebauthnError,
+    AuthenticationResult, Credential, Passkey, PasskeyAuthentication, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, SecurityKey, SecurityKeyAuthentication,
+    SecurityKeyRegistration, WebauthnError,
 };
 use webauthn_rs_proto::{
     AuthenticatorAttachment, CredentialProtectionPolicy, PublicKeyCredentialCreationOptions,
-    PublicKeyCredentialHints, ResidentKeyRequirement,
+    PublicKeyCredentialHints, PublicKeyCredentialRequestOptions, ResidentKeyRequirement,
 };
 
 use crate::error::ApiError;
@@ -163,6 +164,138 @@ pub fn finish_registration(
     })
 }
 
+/// webauthn-rs state of an authentication in progress.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "api", content = "state", rename_all = "snake_case")]
+pub enum AuthenticationState {
+    /// User verification required.
+    Passkey(PasskeyAuthentication),
+    /// User verification preferred.
+    SecurityKey(SecurityKeyAuthentication),
+}
+
+/// A passkey whose counter may legitimately go backwards: backup-eligible (synced), or one that
+/// registered with counter 0 as synced passkeys do. Security keys never qualify: a counter that
+/// does not advance on one of them suggests a cloned authenticator.
+pub fn may_be_synced(record: &CredentialRecord) -> bool {
+    record.backup_eligible
+        || (record.method_type == MethodType::WebauthnPasskey
+            && record.registration_sign_count == 0)
+}
+
+/// The webauthn-rs credential of a record, with the record's live counter and flags. For a
+/// passkey that may be synced the counter is left at 0, so webauthn-rs accepts any counter and
+/// [`counter_regressed`] decides (and audits) instead.
+pub fn webauthn_credential(record: &CredentialRecord) -> Result<Credential, ApiError> {
+    let mut credential: Credential =
+        serde_json::from_str(&record.webauthn_credential).map_err(|e| {
+            ApiError::internal(format!("stored credential {}: {e}", record.credential_id))
+        })?;
+    credential.counter = if may_be_synced(record) {
+        0
+    } else {
+        record.sign_count
+    };
+    credential.backup_eligible = record.backup_eligible;
+    credential.backup_state = record.backup_state;
+    Ok(credential)
+}
+
+/// True when an accepted assertion did not advance the stored counter.
+pub fn counter_regressed(record: &CredentialRecord, result: &AuthenticationResult) -> bool {
+    (result.counter() > 0 || record.sign_count > 0) && result.counter() <= record.sign_count
+}
+
+pub struct StartedAuthentication {
+    /// Bare PublicKeyCredentialRequestOptions, for `parseRequestOptionsFromJSON`.
+    pub options: PublicKeyCredentialRequestOptions,
+    pub state: AuthenticationState,
+}
+
+/// Request options allowing exactly `records`. User verification is required when the tenant
+/// requires it, or when every allowed credential was registered with it (passkeys): webauthn-rs
+/// refuses an unverified assertion from such a credential, so asking for less would only make
+/// honest clients fail. Otherwise it is preferred.
+pub fn start_authentication(
+    tenant: &Tenant,
+    records: &[CredentialRecord],
+) -> Result<StartedAuthentication, ApiError> {
+    let webauthn = tenant.webauthn()?;
+    let credentials = records
+        .iter()
+        .map(webauthn_credential)
+        .collect::<Result<Vec<_>, _>>()?;
+    let all_registered_with_uv = credentials
+        .iter()
+        .all(|c| c.registration_policy == webauthn_rs_proto::UserVerificationPolicy::Required);
+    let user_verification = if all_registered_with_uv {
+        UserVerification::Required
+    } else {
+        tenant.user_verification
+    };
+    let started = |e: WebauthnError| ApiError::internal(format!("start authentication: {e}"));
+    let (rcr, state) = match user_verification {
+        UserVerification::Required => {
+            let passkeys: Vec<Passkey> = credentials.into_iter().map(Passkey::from).collect();
+            let (rcr, state) = webauthn
+                .start_passkey_authentication(&passkeys)
+                .map_err(started)?;
+            (rcr, AuthenticationState::Passkey(state))
+        }
+        UserVerification::Preferred => {
+            let keys: Vec<SecurityKey> = credentials.into_iter().map(SecurityKey::from).collect();
+            let (rcr, state) = webauthn
+                .start_securitykey_authentication(&keys)
+                .map_err(started)?;
+            (rcr, AuthenticationState::SecurityKey(state))
+        }
+    };
+    let mut options = rcr.public_key;
+    // The security-key hint would steer browsers away from platform passkeys in the list.
+    if records
+        .iter()
+        .any(|r| r.method_type == MethodType::WebauthnPasskey)
+    {
+        options.hints = None;
+    }
+    Ok(StartedAuthentication { options, state })
+}
+
+/// Verifies an assertion against the state: signature, client data (type, challenge, origin),
+/// RP id, allowed credential, user verification and counter.
+pub fn finish_authentication(
+    tenant: &Tenant,
+    state: &AuthenticationState,
+    credential: &PublicKeyCredential,
+) -> Result<AuthenticationResult, ApiError> {
+    let webauthn = tenant.webauthn()?;
+    let result = match state {
+        AuthenticationState::Passkey(s) => webauthn.finish_passkey_authentication(credential, s),
+        AuthenticationState::SecurityKey(s) => {
+            webauthn.finish_securitykey_authentication(credential, s)
+        }
+    };
+    result.map_err(|err| {
+        tracing::info!(error = %err, "assertion rejected");
+        match err {
+            WebauthnError::CredentialPossibleCompromise => ApiError::InvalidCredential {
+                code: "possible_cloned_authenticator",
+                message: "the authenticator's signature counter went backwards; it may be cloned"
+                    .into(),
+            },
+            WebauthnError::UserNotVerified => ApiError::InvalidCredential {
+                code: "user_verification_required",
+                message: "the authenticator did not verify the user, which this login requires"
+                    .into(),
+            },
+            _ => ApiError::InvalidCredential {
+                code: "invalid_credential",
+                message: "the credential could not be verified".into(),
+            },
+        }
+    })
+}
+
 #[derive(Deserialize)]
 struct ClientData {
     challenge: String,
@@ -241,6 +374,8 @@ pub fn credential_record(
         backup_state: credential.backup_state,
         transports,
         sign_count: credential.counter,
+        registration_sign_count: credential.counter,
+        counter_regressions: 0,
         user_verified: credential.user_verified,
         created_at: new.now,
         last_used_at: None,

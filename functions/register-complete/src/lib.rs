@@ -5,7 +5,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
-use shared::auth::{authenticate, Accepts, Caller};
+use shared::auth::{authenticate, enrollment_grant, has_authorization, Accepts, Caller};
 use shared::codes::{self, BackupCodeHasher, BACKUP_CODE_COUNT};
 use shared::config::ConfigError;
 use shared::error::ApiError;
@@ -45,6 +45,9 @@ struct CompleteRequest {
     credential: RegisterPublicKeyCredential,
     device_name: String,
     method_type: String,
+    /// An enrollment grant, for callers without a token (MFA `enrollment_required`).
+    #[serde(default)]
+    challenge_id: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,12 +77,22 @@ fn device_name(raw: &str) -> Result<String, ApiError> {
 async fn register_complete(state: &State, req: &Request) -> ApiResult {
     let common = &state.common;
     let now = common.now();
-    let caller = authenticate(req, &common.tokens, now, Accepts::MfaSetup)?;
-    // Everything the request alone can get wrong is refused before the pending state is used.
+    let token_caller = match has_authorization(req) {
+        true => Some(authenticate(req, &common.tokens, now, Accepts::MfaSetup)?),
+        false => None,
+    };
+    // Everything the request alone can get wrong is refused before any state is used.
     let body: CompleteRequest = json_body(req)?;
     let method: MethodType = body.method_type.parse()?;
     let device_name = device_name(&body.device_name)?;
     let challenge = challenge_from_client_data(&body.credential.response.client_data_json)?;
+    let caller = match (token_caller, &body.challenge_id) {
+        (Some(caller), _) => caller,
+        (None, Some(grant)) => {
+            enrollment_grant(req, &common.store, grant, method, true, now).await?
+        }
+        (None, None) => authenticate(req, &common.tokens, now, Accepts::MfaSetup)?,
+    };
     let presented_id = CredentialId::from_bytes(body.credential.raw_id.clone());
     let span = Span::current();
     span.record("tenant_id", tracing::field::display(caller.tenant));
@@ -93,9 +106,10 @@ async fn register_complete(state: &State, req: &Request) -> ApiResult {
         store.consume_challenge(ConsumeChallenge {
             key: &key,
             kind: ChallengeKind::Registration,
-            tenant: &caller.tenant,
+            tenant: Some(&caller.tenant),
             user: Some(&caller.user),
             method_type: Some(method),
+            require_state: true,
             now,
         }),
         store.get_tenant(&caller.tenant),
@@ -111,8 +125,9 @@ async fn register_complete(state: &State, req: &Request) -> ApiResult {
     let tenant = found(tenant, "tenant_not_found", "the tenant does not exist")?;
     let user = found(user, "user_not_found", "the user does not exist")?;
 
-    let state_data: RegistrationState = serde_json::from_str(&pending.state)
-        .map_err(|e| ApiError::internal(format!("stored registration state: {e}")))?;
+    let state_data: RegistrationState =
+        serde_json::from_str(pending.state.as_deref().unwrap_or_default())
+            .map_err(|e| ApiError::internal(format!("stored registration state: {e}")))?;
     let credential = finish_registration(&tenant, &state_data, &body.credential)?;
     if credential.cred_id.as_slice() != presented_id.as_bytes() {
         return Err(ApiError::bad_request(

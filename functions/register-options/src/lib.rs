@@ -4,7 +4,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use shared::auth::{authenticate, Accepts};
+use shared::auth::{authenticate, enrollment_grant, has_authorization, Accepts};
 use shared::config::ConfigError;
 use shared::error::ApiError;
 use shared::http::{json_response, query_param, request_id, respond, ApiResult};
@@ -31,14 +31,26 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
     respond(register_options(state, &req).await)
 }
 
+/// `method_type` from the query; passkey when absent.
+fn method_type(req: &Request) -> Result<MethodType, ApiError> {
+    match query_param(req, "method_type") {
+        Some(value) => value.parse(),
+        None => Ok(MethodType::WebauthnPasskey),
+    }
+}
+
 async fn register_options(state: &State, req: &Request) -> ApiResult {
     let common = &state.common;
     let now = common.now();
-    let caller = authenticate(req, &common.tokens, now, Accepts::MfaSetup)?;
-    let method = match query_param(req, "method_type") {
-        Some(value) => value.parse::<MethodType>()?,
-        None => MethodType::WebauthnPasskey,
+    let grant = query_param(req, "challenge_id");
+    let caller = match &grant {
+        Some(grant) if !has_authorization(req) => {
+            let method = method_type(req)?;
+            enrollment_grant(req, &common.store, grant, method, false, now).await?
+        }
+        _ => authenticate(req, &common.tokens, now, Accepts::MfaSetup)?,
     };
+    let method = method_type(req)?;
     let span = Span::current();
     span.record("tenant_id", tracing::field::display(caller.tenant));
     span.record("user_id", tracing::field::display(caller.user));
@@ -66,8 +78,11 @@ async fn register_options(state: &State, req: &Request) -> ApiResult {
         tenant_id: tenant.tenant_id,
         user_id: user.user_id,
         method_type: Some(method),
-        state: serde_json::to_string(&started.state)
-            .map_err(|e| ApiError::internal(format!("serialize registration state: {e}")))?,
+        state: Some(
+            serde_json::to_string(&started.state)
+                .map_err(|e| ApiError::internal(format!("serialize registration state: {e}")))?,
+        ),
+        grant: None,
         created_at: now,
         expires_at: now + i64::from(tenant.challenge_timeout_secs),
     };

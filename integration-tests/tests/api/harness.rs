@@ -14,8 +14,9 @@ use serde_json::{json, Value};
 use shared::clock::{Clock, ManualClock};
 use shared::codes::BackupCodeHasher;
 use shared::config::{TableNames, TokenSettings};
-use shared::ids::TenantId;
+use shared::ids::{ChallengeId, TenantId};
 use shared::jwt::{Claims, SigningKey, TokenVerifier};
+use shared::mfa::TokenIssuer;
 use shared::state::Common;
 use shared::store::{Store, UserRecord};
 use shared::tenant::Tenant;
@@ -24,7 +25,10 @@ use url::Url;
 use webauthn_authenticator_rs::prelude::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::softtoken::SoftToken;
-use webauthn_rs_proto::{CreationChallengeResponse, PublicKeyCredentialCreationOptions};
+use webauthn_rs_proto::{
+    CreationChallengeResponse, PublicKeyCredentialCreationOptions,
+    PublicKeyCredentialRequestOptions, RequestChallengeResponse,
+};
 
 pub const ORIGIN: &str = "http://localhost:3000";
 pub const RP_ID: &str = "localhost";
@@ -111,6 +115,13 @@ pub async fn env() -> &'static Env {
     .await
 }
 
+fn issuer(pem: &str) -> TokenIssuer {
+    TokenIssuer {
+        key: SigningKey::from_pem(pem).expect("key"),
+        settings: settings(),
+    }
+}
+
 pub fn settings() -> TokenSettings {
     TokenSettings {
         issuer: "https://auth.test".into(),
@@ -127,6 +138,10 @@ pub struct TestApp {
     pub user: UserRecord,
     pub register_options: register_options::State,
     pub register_complete: register_complete::State,
+    pub mfa_options: mfa_options::State,
+    pub mfa_complete: mfa_complete::State,
+    pub backup_code_complete: backup_code_complete::State,
+    pub jwks: jwks::State,
 }
 
 impl TestApp {
@@ -153,6 +168,7 @@ impl TestApp {
             tokens: verifier,
             clock: Arc::new(clock.clone()),
         };
+        let jwks_json = serde_json::to_string(&key.jwks()).expect("jwks");
         let app = Self {
             store: store.clone(),
             clock: clock.clone(),
@@ -169,9 +185,22 @@ impl TestApp {
                 common: common.clone(),
             },
             register_complete: register_complete::State {
-                common,
+                common: common.clone(),
                 backup_codes: BackupCodeHasher::new(PEPPER).expect("pepper"),
             },
+            mfa_options: mfa_options::State {
+                common: common.clone(),
+            },
+            mfa_complete: mfa_complete::State {
+                common: common.clone(),
+                issuer: issuer(&env.signing_pem),
+            },
+            backup_code_complete: backup_code_complete::State {
+                common,
+                issuer: issuer(&env.signing_pem),
+                backup_codes: BackupCodeHasher::new(PEPPER).expect("pepper"),
+            },
+            jwks: jwks::State::new(&jwks_json, &settings()).expect("jwks state"),
         };
         // Best effort: a store that is down on purpose has no tenant.
         let _ = app.store.create_tenant(&app.tenant).await;
@@ -259,6 +288,98 @@ impl TestApp {
         self.register_complete(
             &headers,
             &json!({ "credential": credential, "device_name": device, "method_type": method }),
+        )
+        .await
+    }
+}
+
+impl TestApp {
+    pub async fn mfa_challenge(&self, user: &UserRecord) -> ChallengeId {
+        self.store
+            .create_mfa_challenge(&user.tenant_id, &user.user_id, self.clock.now(), 300)
+            .await
+            .expect("MFA challenge")
+    }
+
+    pub async fn mfa_options(&self, headers: &[(String, String)], body: &Value) -> Reply {
+        let req = api_request(
+            "/v1/auth/mfa/webauthn/options",
+            &[],
+            headers,
+            Some(body.to_string()),
+        );
+        Reply::from(mfa_options::handler(&self.mfa_options, req).await)
+    }
+
+    pub async fn mfa_complete(&self, headers: &[(String, String)], body: &Value) -> Reply {
+        let req = api_request(
+            "/v1/auth/mfa/webauthn/complete",
+            &[],
+            headers,
+            Some(body.to_string()),
+        );
+        Reply::from(mfa_complete::handler(&self.mfa_complete, req).await)
+    }
+
+    pub async fn backup_code(&self, challenge: &ChallengeId, code: &str) -> Reply {
+        let body = serde_json::json!({ "challenge_id": challenge, "code": code });
+        let req = api_request(
+            "/v1/auth/mfa/backup_code/complete",
+            &[],
+            &[],
+            Some(body.to_string()),
+        );
+        Reply::from(backup_code_complete::handler(&self.backup_code_complete, req).await)
+    }
+
+    pub async fn jwks_document(&self) -> Reply {
+        let req = api_request("/.well-known/jwks.json", &[], &[], None);
+        Reply::from(jwks::handler(&self.jwks, req).await)
+    }
+
+    /// Options for a fresh MFA challenge, then the authenticator's assertion for them.
+    pub async fn mfa_assertion(
+        &self,
+        user: &UserRecord,
+        authenticator: &mut Authenticator,
+    ) -> (ChallengeId, Value) {
+        let challenge = self.mfa_challenge(user).await;
+        let options = self
+            .mfa_options(&[], &serde_json::json!({ "challenge_id": challenge }))
+            .await;
+        assert_eq!(options.status, StatusCode::OK, "{}", options.body);
+        let credential = authenticator
+            .authenticate(&options.body["options"], ORIGIN)
+            .expect("authenticator signs");
+        (challenge, credential)
+    }
+
+    /// A whole second-factor login; returns the completion's reply.
+    pub async fn mfa_login(&self, user: &UserRecord, authenticator: &mut Authenticator) -> Reply {
+        let (challenge, credential) = self.mfa_assertion(user, authenticator).await;
+        self.mfa_complete(
+            &[],
+            &serde_json::json!({ "challenge_id": challenge, "credential": credential }),
+        )
+        .await
+    }
+
+    /// Enrolls an authenticator for `user` (not necessarily the app's user) with a token.
+    pub async fn enroll_user(
+        &self,
+        user: &UserRecord,
+        authenticator: &mut Authenticator,
+        method: &str,
+    ) -> Reply {
+        let headers = auth_headers(&self.token_for(user), &user.tenant_id);
+        let options = self.register_options(&headers, Some(method)).await;
+        assert_eq!(options.status, StatusCode::OK, "{}", options.body);
+        let credential = authenticator
+            .register(&options.body["options"], ORIGIN)
+            .expect("authenticator registers");
+        self.register_complete(
+            &headers,
+            &json!({ "credential": credential, "device_name": "device", "method_type": method }),
         )
         .await
     }
@@ -381,8 +502,40 @@ impl Authenticator {
         Authenticator::Passkey(SoftPasskey::new(false))
     }
 
+    /// A security key with a PIN: it verifies the user when asked to.
+    pub fn security_key_with_uv() -> Self {
+        Authenticator::SecurityKey(Box::new(SoftToken::new(true).expect("soft token").0))
+    }
+
     pub fn security_key() -> Self {
         Authenticator::SecurityKey(Box::new(SoftToken::new(false).expect("soft token").0))
+    }
+
+    /// A copy with the same keys and counter: what cloning a security key amounts to.
+    pub fn clone_security_key(&self) -> Self {
+        match self {
+            Authenticator::SecurityKey(token) => Authenticator::SecurityKey(Box::new(
+                SoftToken::from_cbor(&token.to_cbor().expect("cbor")).expect("clone"),
+            )),
+            Authenticator::Passkey(_) => panic!("only soft tokens can be cloned"),
+        }
+    }
+
+    /// `navigator.credentials.get()` from the request options JSON the API returned.
+    pub fn authenticate(&mut self, options: &Value, origin: &str) -> Result<Value, String> {
+        let options: PublicKeyCredentialRequestOptions =
+            serde_json::from_value(options.clone()).map_err(|e| e.to_string())?;
+        let origin = Url::parse(origin).map_err(|e| e.to_string())?;
+        let rcr = RequestChallengeResponse {
+            public_key: options,
+            mediation: None,
+        };
+        let credential = match self {
+            Authenticator::Passkey(a) => a.do_authentication(origin, rcr),
+            Authenticator::SecurityKey(a) => a.as_mut().do_authentication(origin, rcr),
+        }
+        .map_err(|e| format!("{e:?}"))?;
+        serde_json::to_value(credential).map_err(|e| e.to_string())
     }
 
     /// `navigator.credentials.create()` from the options JSON the API returned; returns the

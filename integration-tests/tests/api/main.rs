@@ -4,5 +4,6 @@
 mod cli;
 mod events;
 mod harness;
+mod mfa;
 mod registration;
 mod tokens;

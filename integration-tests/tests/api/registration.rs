@@ -272,6 +272,8 @@ async fn a_credential_registered_to_another_user_is_rejected() {
         backup_state: false,
         transports: vec![],
         sign_count: 0,
+        registration_sign_count: 0,
+        counter_regressions: 0,
         user_verified: false,
         created_at: 0,
         last_used_at: None,

@@ -2,7 +2,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{classify, from_item, s, tenant_user_key, Store, StoreError};
+use aws_sdk_dynamodb::types::ReturnValue;
+
+use super::{classify, from_item, n, s, tenant_user_key, Store, StoreError};
 use crate::ids::{TenantId, UserId};
 
 /// A user's backup codes: only keyed hashes (see `codes`), one per slot. A redeemed code's slot
@@ -18,6 +20,11 @@ pub struct BackupCodesRecord {
     #[serde(default)]
     pub used: BTreeMap<String, i64>,
     pub created_at: i64,
+    /// Wrong codes since the last success or lockout.
+    #[serde(default)]
+    pub failed_attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<i64>,
 }
 
 impl BackupCodesRecord {
@@ -33,12 +40,27 @@ impl BackupCodesRecord {
                 .collect(),
             used: BTreeMap::new(),
             created_at,
+            failed_attempts: 0,
+            locked_until: None,
         }
     }
 
     pub fn remaining(&self) -> usize {
         self.codes.len()
     }
+
+    pub fn locked(&self, now: i64) -> bool {
+        self.locked_until.is_some_and(|until| until > now)
+    }
+}
+
+/// What a wrong code did to the user's lockout state.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FailedCode {
+    /// Still below the limit: this many attempts are left.
+    AttemptsLeft(u32),
+    /// The limit was reached: locked until this time.
+    LockedUntil(i64),
 }
 
 impl Store {
@@ -57,5 +79,79 @@ impl Store {
             .await
             .map_err(classify)?;
         out.item.map(from_item).transpose()
+    }
+
+    /// Marks one code used: a conditional update, so of concurrent redemptions of the same code
+    /// exactly one succeeds. Also clears the failure count. `false` if the code is already used
+    /// (or the user is locked out).
+    pub async fn redeem_backup_code(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        slot: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(&self.tables().backup_codes)
+            .key("tenant_user", s(tenant_user_key(tenant, user)))
+            .update_expression("REMOVE codes.#slot, locked_until SET used.#slot = :now, failed_attempts = :zero")
+            .condition_expression(
+                "attribute_exists(codes.#slot) AND (attribute_not_exists(locked_until) OR locked_until <= :now)",
+            )
+            .expression_attribute_names("#slot", slot)
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await
+            .map_err(classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Counts a wrong code; the `max_failures`-th locks redemption for `lockout_secs`.
+    pub async fn record_backup_code_failure(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        now: i64,
+        max_failures: u32,
+        lockout_secs: i64,
+    ) -> Result<FailedCode, StoreError> {
+        let key = tenant_user_key(tenant, user);
+        let out = self
+            .client()
+            .update_item()
+            .table_name(&self.tables().backup_codes)
+            .key("tenant_user", s(&key))
+            .update_expression("ADD failed_attempts :one")
+            .condition_expression("attribute_exists(tenant_user)")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(classify)?;
+        let record: BackupCodesRecord = from_item(out.attributes.unwrap_or_default())?;
+        if record.failed_attempts < max_failures {
+            return Ok(FailedCode::AttemptsLeft(
+                max_failures - record.failed_attempts,
+            ));
+        }
+        let until = now + lockout_secs;
+        self.client()
+            .update_item()
+            .table_name(&self.tables().backup_codes)
+            .key("tenant_user", s(&key))
+            .update_expression("SET locked_until = :until, failed_attempts = :zero")
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(FailedCode::LockedUntil(until))
     }
 }

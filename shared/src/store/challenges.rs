@@ -2,21 +2,33 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use serde::{Deserialize, Serialize};
 
 use super::{classify, from_item, n, s, to_item, Store, StoreError};
-use crate::ids::{TenantId, UserId};
+use crate::ids::{ChallengeId, TenantId, UserId};
 use crate::tenant::MethodType;
 
 /// Which ceremony a pending state belongs to; a state is only ever consumed by its own kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChallengeKind {
+    /// A passkey or security-key enrollment in progress.
     Registration,
+    /// A second-factor login, created by the primary login and completed by this service.
+    Mfa,
+    /// A grant to enroll one method type without a token (MFA `enrollment_required`).
+    Enrollment,
 }
 
 impl ChallengeKind {
     pub fn as_str(&self) -> &'static str {
         match self {
             ChallengeKind::Registration => "registration",
+            ChallengeKind::Mfa => "mfa",
+            ChallengeKind::Enrollment => "enrollment",
         }
+    }
+
+    /// The item key of a challenge handed out by id.
+    pub fn key(&self, id: &ChallengeId) -> String {
+        format!("{}#{id}", self.as_str())
     }
 }
 
@@ -30,8 +42,12 @@ pub struct ChallengeRecord {
     pub user_id: UserId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method_type: Option<MethodType>,
-    /// Serialized webauthn-rs ceremony state (JSON).
-    pub state: String,
+    /// Serialized ceremony state (JSON); an MFA challenge has none until options are requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// For a registration started with an enrollment grant: the grant, consumed with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<ChallengeId>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -49,9 +65,12 @@ impl ChallengeRecord {
 pub struct ConsumeChallenge<'a> {
     pub key: &'a str,
     pub kind: ChallengeKind,
-    pub tenant: &'a TenantId,
+    /// `None` where the challenge itself is the credential and names the tenant (MFA).
+    pub tenant: Option<&'a TenantId>,
     pub user: Option<&'a UserId>,
     pub method_type: Option<MethodType>,
+    /// Only take it if ceremony state was attached (an MFA challenge after its options).
+    pub require_state: bool,
     pub now: i64,
 }
 
@@ -75,9 +94,8 @@ impl Store {
         &self,
         expect: ConsumeChallenge<'_>,
     ) -> Result<Option<ChallengeRecord>, StoreError> {
-        let mut condition = String::from(
-            "attribute_exists(challenge_key) AND #kind = :kind AND #tenant = :tenant AND #exp > :now",
-        );
+        let mut condition =
+            String::from("attribute_exists(challenge_key) AND #kind = :kind AND #exp > :now");
         let mut request = self
             .client()
             .delete_item()
@@ -85,16 +103,24 @@ impl Store {
             .key("challenge_key", s(expect.key))
             .return_values(ReturnValue::AllOld)
             .expression_attribute_names("#kind", "kind")
-            .expression_attribute_names("#tenant", "tenant_id")
             .expression_attribute_names("#exp", "expires_at")
             .expression_attribute_values(":kind", s(expect.kind.as_str()))
-            .expression_attribute_values(":tenant", s(expect.tenant.to_string()))
             .expression_attribute_values(":now", n(expect.now));
+        if let Some(tenant) = expect.tenant {
+            condition.push_str(" AND #tenant = :tenant");
+            request = request
+                .expression_attribute_names("#tenant", "tenant_id")
+                .expression_attribute_values(":tenant", s(tenant.to_string()));
+        }
         if let Some(user) = expect.user {
             condition.push_str(" AND #user = :user");
             request = request
                 .expression_attribute_names("#user", "user_id")
                 .expression_attribute_values(":user", s(user.to_string()));
+        }
+        if expect.require_state {
+            condition.push_str(" AND attribute_exists(#state)");
+            request = request.expression_attribute_names("#state", "state");
         }
         if let Some(method) = expect.method_type {
             condition.push_str(" AND #method = :method");
@@ -115,5 +141,98 @@ impl Store {
             Err(StoreError::ConditionFailed) => Ok(None),
             Err(other) => Err(other),
         }
+    }
+
+    /// A challenge by key, read consistently; `None` when missing or past its expiry.
+    pub async fn get_challenge(
+        &self,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<ChallengeRecord>, StoreError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(&self.tables().challenges)
+            .key("challenge_key", s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        let record: Option<ChallengeRecord> = out.item.map(from_item).transpose()?;
+        Ok(record.filter(|r| r.expires_at > now))
+    }
+
+    /// Stores ceremony state on a live challenge of `kind`; `false` if it is gone or expired.
+    pub async fn attach_challenge_state(
+        &self,
+        key: &str,
+        kind: ChallengeKind,
+        state: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(&self.tables().challenges)
+            .key("challenge_key", s(key))
+            .update_expression("SET #state = :state")
+            .condition_expression(
+                "attribute_exists(challenge_key) AND #kind = :kind AND #exp > :now",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_names("#exp", "expires_at")
+            .expression_attribute_values(":state", s(state))
+            .expression_attribute_values(":kind", s(kind.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map_err(classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Creates a single-use challenge of `kind` for a user, valid for `ttl_secs`.
+    pub async fn create_challenge(
+        &self,
+        kind: ChallengeKind,
+        tenant: &TenantId,
+        user: &UserId,
+        method_type: Option<MethodType>,
+        now: i64,
+        ttl_secs: i64,
+    ) -> Result<(ChallengeId, ChallengeRecord), StoreError> {
+        let id = ChallengeId::new_random();
+        let record = ChallengeRecord {
+            challenge_key: kind.key(&id),
+            kind,
+            tenant_id: *tenant,
+            user_id: *user,
+            method_type,
+            state: None,
+            grant: None,
+            created_at: now,
+            expires_at: now + ttl_secs,
+        };
+        self.put_challenge(&record).await?;
+        Ok((id, record))
+    }
+
+    /// The public operation behind the primary login's hand-off: an MFA challenge for a user
+    /// who must now present a second factor. Returns the `challenge_id` the client sends to
+    /// `/v1/auth/mfa/…`.
+    pub async fn create_mfa_challenge(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        now: i64,
+        ttl_secs: i64,
+    ) -> Result<ChallengeId, StoreError> {
+        self.create_challenge(ChallengeKind::Mfa, tenant, user, None, now, ttl_secs)
+            .await
+            .map(|(id, _)| id)
     }
 }

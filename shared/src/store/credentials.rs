@@ -1,11 +1,11 @@
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    classify, from_item, s, tenant_user_key, to_item, BackupCodesRecord, Store, StoreError,
+    classify, from_item, n, s, tenant_user_key, to_item, BackupCodesRecord, Store, StoreError,
 };
 use crate::ids::{CredentialId, TenantId, UserId};
 use crate::tenant::MethodType;
@@ -27,6 +27,12 @@ pub struct CredentialRecord {
     pub backup_state: bool,
     pub transports: Vec<String>,
     pub sign_count: u32,
+    /// The counter the authenticator reported at registration; synced passkeys report 0.
+    #[serde(default)]
+    pub registration_sign_count: u32,
+    /// Assertions whose counter did not advance, allowed because the passkey may be synced.
+    #[serde(default)]
+    pub counter_regressions: u32,
     pub user_verified: bool,
     pub created_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,6 +47,17 @@ impl CredentialRecord {
     pub fn key_for(tenant: &TenantId, user: &UserId) -> String {
         tenant_user_key(tenant, user)
     }
+}
+
+/// What one successful assertion changes on the credential.
+#[derive(Clone, Debug)]
+pub struct CredentialUse {
+    /// The highest counter seen (a synced passkey's lower counter never lowers it).
+    pub sign_count: u32,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub counter_regressed: bool,
+    pub now: i64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -80,6 +97,42 @@ impl Store {
                 Some(key) if !key.is_empty() => start = Some(key),
                 _ => return Ok(records),
             }
+        }
+    }
+
+    /// Persists counter, backup flags, `last_used_at` and the use count after an assertion.
+    /// `false` if the credential was deleted in the meantime.
+    pub async fn record_credential_use(
+        &self,
+        record: &CredentialRecord,
+        used: &CredentialUse,
+    ) -> Result<bool, StoreError> {
+        let mut update = String::from(
+            "SET sign_count = :count, backup_eligible = :be, backup_state = :bs, last_used_at = :now ADD use_count :one",
+        );
+        if used.counter_regressed {
+            update.push_str(", counter_regressions :one");
+        }
+        let result = self
+            .client()
+            .update_item()
+            .table_name(&self.tables().credentials)
+            .key("tenant_user", s(&record.tenant_user))
+            .key("credential_id", s(record.credential_id.to_base64url()))
+            .update_expression(update)
+            .condition_expression("attribute_exists(credential_id)")
+            .expression_attribute_values(":count", n(used.sign_count))
+            .expression_attribute_values(":be", AttributeValue::Bool(used.backup_eligible))
+            .expression_attribute_values(":bs", AttributeValue::Bool(used.backup_state))
+            .expression_attribute_values(":now", n(used.now))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
         }
     }
 

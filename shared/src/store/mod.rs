@@ -19,9 +19,9 @@ use serde::Serialize;
 use crate::config::TableNames;
 use crate::ids::{TenantId, UserId};
 
-pub use backup_codes::BackupCodesRecord;
+pub use backup_codes::{BackupCodesRecord, FailedCode};
 pub use challenges::{ChallengeKind, ChallengeRecord, ConsumeChallenge};
-pub use credentials::{CredentialRecord, SaveCredentialOutcome};
+pub use credentials::{CredentialRecord, CredentialUse, SaveCredentialOutcome};
 pub use users::{normalise_email, UserRecord};
 
 pub type Item = HashMap<String, AttributeValue>;

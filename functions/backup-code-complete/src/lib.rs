@@ -1,0 +1,152 @@
+//! `POST /v1/auth/mfa/backup_code/complete` `{"challenge_id", "code"}`: a backup code as the
+//! second factor. Same response as the WebAuthn completion. A code works once (conditional
+//! update); wrong codes count toward a per-user lockout.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+use shared::clock::rfc3339;
+use shared::codes::{BackupCodeHasher, LOCKOUT_SECS, MAX_FAILED_ATTEMPTS};
+use shared::config::ConfigError;
+use shared::error::ApiError;
+use shared::http::{json_body, json_response, request_id, respond, ApiResult};
+use shared::mfa::{
+    challenge_not_found, check_optional_tenant_header, conclude, parse_challenge_id, TokenIssuer,
+};
+use shared::state::Common;
+use shared::store::{found, ChallengeKind, ConsumeChallenge, FailedCode};
+use tracing::{instrument, Span};
+
+/// Longer input is not a code; refuse it before hashing.
+const MAX_CODE_CHARS: usize = 64;
+
+pub struct State {
+    pub common: Common,
+    pub issuer: TokenIssuer,
+    pub backup_codes: BackupCodeHasher,
+}
+
+impl State {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            issuer: TokenIssuer::from_env()?,
+            backup_codes: BackupCodeHasher::from_env()?,
+            common: Common::from_env().await?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct CompleteRequest {
+    challenge_id: String,
+    code: String,
+}
+
+#[instrument(skip_all, fields(request_id = %request_id(&req), tenant_id, user_id))]
+pub async fn handler(state: &State, req: Request) -> Response<Body> {
+    respond(backup_code_complete(state, &req).await)
+}
+
+fn wrong_code() -> ApiError {
+    ApiError::InvalidCredential {
+        code: "invalid_backup_code",
+        message: "the backup code is not valid".into(),
+    }
+}
+
+fn locked(until: i64) -> ApiError {
+    ApiError::Locked {
+        code: "backup_codes_locked",
+        message: "too many wrong backup codes; try again later".into(),
+        details: Some(json!({ "locked_until": rfc3339(until) })),
+    }
+}
+
+async fn backup_code_complete(state: &State, req: &Request) -> ApiResult {
+    let common = &state.common;
+    let now = common.now();
+    let body: CompleteRequest = json_body(req)?;
+    let key = ChallengeKind::Mfa.key(&parse_challenge_id(&body.challenge_id)?);
+    let code_chars = body.code.trim().chars().count();
+    if code_chars == 0 || code_chars > MAX_CODE_CHARS {
+        return Err(ApiError::invalid_field(
+            "code",
+            "code must be a backup code",
+        ));
+    }
+    let store = &common.store;
+    let challenge = store
+        .consume_challenge(ConsumeChallenge {
+            key: &key,
+            kind: ChallengeKind::Mfa,
+            tenant: None,
+            user: None,
+            method_type: None,
+            require_state: false,
+            now,
+        })
+        .await?
+        .ok_or_else(challenge_not_found)?;
+    let (tenant_id, user_id) = (challenge.tenant_id, challenge.user_id);
+    let span = Span::current();
+    span.record("tenant_id", tracing::field::display(tenant_id));
+    span.record("user_id", tracing::field::display(user_id));
+    check_optional_tenant_header(req, &tenant_id)?;
+
+    let (tenant, codes, credentials) = tokio::try_join!(
+        store.get_tenant(&tenant_id),
+        store.get_backup_codes(&tenant_id, &user_id),
+        store.list_credentials(&tenant_id, &user_id),
+    )?;
+    let tenant = found(tenant, "tenant_not_found", "the tenant does not exist")?;
+    let codes = codes.ok_or_else(wrong_code)?;
+    if let Some(until) = codes.locked_until.filter(|until| *until > now) {
+        return Err(locked(until));
+    }
+
+    let slot = state
+        .backup_codes
+        .find_slot(&tenant_id, &user_id, &body.code, &codes.codes);
+    let redeemed = match &slot {
+        Some(slot) => {
+            store
+                .redeem_backup_code(&tenant_id, &user_id, slot, now)
+                .await?
+        }
+        None => false,
+    };
+    if !redeemed {
+        let outcome = store
+            .record_backup_code_failure(
+                &tenant_id,
+                &user_id,
+                now,
+                MAX_FAILED_ATTEMPTS,
+                LOCKOUT_SECS,
+            )
+            .await?;
+        tracing::info!(event = "backup_code_rejected", outcome = ?outcome, "wrong or used backup code");
+        return Err(match outcome {
+            FailedCode::AttemptsLeft(_) => wrong_code(),
+            FailedCode::LockedUntil(until) => locked(until),
+        });
+    }
+    let response = conclude(
+        store,
+        &state.issuer,
+        &tenant,
+        user_id,
+        &credentials,
+        &["otp", "mfa"],
+        now,
+    )
+    .await?;
+    tracing::info!(
+        event = "mfa_succeeded",
+        method = "backup_code",
+        remaining = codes.remaining().saturating_sub(1),
+        "MFA completed with a backup code"
+    );
+    Ok(json_response(StatusCode::OK, &response))
+}

@@ -1,0 +1,216 @@
+//! The end of a second-factor login: tenant policy decides between a full token, a token that
+//! only allows enrolling more authenticators, and no token but a grant to enroll a missing
+//! method type. Shared by the WebAuthn and backup-code completions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::MFA_SETUP_SCOPE;
+use crate::clock::rfc3339;
+use crate::config::{ConfigError, TokenSettings};
+use crate::error::ApiError;
+use crate::ids::{ChallengeId, TenantId, UserId};
+use crate::jwt::{Claims, SigningKey};
+use crate::store::{ChallengeKind, CredentialRecord, Store};
+use crate::tenant::{MethodType, Tenant};
+use crate::webauthn::AuthenticationState;
+
+/// Default lifetime of an MFA challenge created by the primary login.
+pub const MFA_CHALLENGE_TTL_SECS: i64 = 300;
+
+/// What `/v1/auth/mfa/webauthn/options` attaches to the MFA challenge: the webauthn-rs state,
+/// and the tenant and credentials it was built from, so completion needs no further reads.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MfaCeremony {
+    pub auth: AuthenticationState,
+    pub tenant: Tenant,
+    pub credentials: Vec<CredentialRecord>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A token for everything.
+    Full,
+    /// Fewer authenticators than the tenant requires: a token limited to MFA enrollment.
+    SetupOnly,
+    /// A required method type is missing: no token, a grant to enroll it.
+    Enroll(MethodType),
+}
+
+pub fn decide(tenant: &Tenant, credentials: &[CredentialRecord]) -> Outcome {
+    let missing = tenant
+        .required_methods
+        .iter()
+        .find(|m| !credentials.iter().any(|c| c.method_type == **m));
+    match missing {
+        Some(method) => Outcome::Enroll(*method),
+        None if credentials.len() < tenant.min_authenticators as usize => Outcome::SetupOnly,
+        None => Outcome::Full,
+    }
+}
+
+/// The seed 000 response body.
+#[derive(Debug, Serialize)]
+pub struct MfaResponse {
+    pub token: Option<String>,
+    /// When the token expires; with `enrollment_required`, when the enrollment grant does.
+    pub expires_at: String,
+    pub mfa_setup_required: bool,
+    pub enrollment_required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge_id: Option<ChallengeId>,
+}
+
+/// Signs system JWTs; built once per cold start by the functions that issue them.
+#[derive(Debug)]
+pub struct TokenIssuer {
+    pub key: SigningKey,
+    pub settings: TokenSettings,
+}
+
+impl TokenIssuer {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            key: SigningKey::from_env()?,
+            settings: TokenSettings::from_env()?,
+        })
+    }
+
+    /// A token for a login that just happened, with its RFC 8176 methods.
+    pub fn issue(
+        &self,
+        tenant: &Tenant,
+        user: UserId,
+        amr: &[&str],
+        scope: Option<&str>,
+        now: i64,
+    ) -> Result<(String, Claims), ApiError> {
+        let mut claims = Claims::new(
+            &self.settings,
+            tenant.tenant_id,
+            user,
+            now,
+            i64::from(tenant.token_ttl_secs),
+        );
+        claims.auth_time = Some(now);
+        claims.amr = amr.iter().map(|m| (*m).to_owned()).collect();
+        claims.scope = scope.map(str::to_owned);
+        Ok((self.key.sign(&claims)?, claims))
+    }
+}
+
+/// Applies the tenant's policy to a successful second factor and builds the response.
+pub async fn conclude(
+    store: &Store,
+    issuer: &TokenIssuer,
+    tenant: &Tenant,
+    user: UserId,
+    credentials: &[CredentialRecord],
+    amr: &[&str],
+    now: i64,
+) -> Result<MfaResponse, ApiError> {
+    match decide(tenant, credentials) {
+        Outcome::Enroll(method) => {
+            let (id, grant) = store
+                .create_challenge(
+                    ChallengeKind::Enrollment,
+                    &tenant.tenant_id,
+                    &user,
+                    Some(method),
+                    now,
+                    i64::from(tenant.challenge_timeout_secs),
+                )
+                .await?;
+            Ok(MfaResponse {
+                token: None,
+                expires_at: rfc3339(grant.expires_at),
+                mfa_setup_required: false,
+                enrollment_required: true,
+                challenge_id: Some(id),
+            })
+        }
+        outcome @ (Outcome::SetupOnly | Outcome::Full) => {
+            let setup_only = outcome == Outcome::SetupOnly;
+            let scope = setup_only.then_some(MFA_SETUP_SCOPE);
+            let (token, claims) = issuer.issue(tenant, user, amr, scope, now)?;
+            Ok(MfaResponse {
+                token: Some(token),
+                expires_at: rfc3339(claims.exp),
+                mfa_setup_required: setup_only,
+                enrollment_required: false,
+                challenge_id: None,
+            })
+        }
+    }
+}
+
+/// `challenge_id` from a request body.
+pub fn parse_challenge_id(raw: &str) -> Result<ChallengeId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::invalid_field("challenge_id", "challenge_id must be a UUID"))
+}
+
+/// The MFA endpoints are authenticated by their challenge; an `X-Tenant-ID` header is optional
+/// but, when sent, must name the challenge's tenant.
+pub fn check_optional_tenant_header(
+    req: &lambda_http::Request,
+    tenant: &TenantId,
+) -> Result<(), ApiError> {
+    if req.headers().contains_key(crate::http::TENANT_HEADER) {
+        crate::tenant::ensure_same_tenant(&crate::http::tenant_header(req)?, tenant)?;
+    }
+    Ok(())
+}
+
+pub fn challenge_not_found() -> ApiError {
+    ApiError::not_found(
+        "challenge_not_found",
+        "the MFA challenge does not exist, has expired or was already used",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(method: MethodType) -> CredentialRecord {
+        CredentialRecord {
+            tenant_user: String::new(),
+            credential_id: crate::ids::CredentialId::from_bytes(vec![1]),
+            tenant_id: TenantId::new_random(),
+            user_id: UserId::new_random(),
+            method_type: method,
+            device_name: String::new(),
+            aaguid: uuid::Uuid::nil(),
+            backup_eligible: false,
+            backup_state: false,
+            transports: vec![],
+            sign_count: 0,
+            registration_sign_count: 0,
+            counter_regressions: 0,
+            user_verified: true,
+            created_at: 0,
+            last_used_at: None,
+            use_count: 0,
+            webauthn_credential: String::new(),
+        }
+    }
+
+    #[test]
+    fn policy_prefers_missing_methods_then_counts() {
+        let mut tenant = Tenant::new("t", "localhost", vec!["http://localhost".into()], 0);
+        let key = record(MethodType::WebauthnFido);
+        assert_eq!(decide(&tenant, std::slice::from_ref(&key)), Outcome::Full);
+        tenant.min_authenticators = 2;
+        assert_eq!(
+            decide(&tenant, std::slice::from_ref(&key)),
+            Outcome::SetupOnly
+        );
+        tenant.required_methods = vec![MethodType::WebauthnPasskey];
+        assert_eq!(
+            decide(&tenant, std::slice::from_ref(&key)),
+            Outcome::Enroll(MethodType::WebauthnPasskey)
+        );
+        let passkey = record(MethodType::WebauthnPasskey);
+        assert_eq!(decide(&tenant, &[key, passkey]), Outcome::Full);
+    }
+}
