@@ -147,10 +147,17 @@ for _ in $(seq 600); do
 done
 port_open "$api_port" || die "cargo lambda watch did not listen on port $api_port within 120 s"
 
-# Start both functions now (an unauthenticated request: 401), so the first real request is fast.
-for path in /v1/users/me/mfa/webauthn/register /v1/users/me/mfa/webauthn/register/complete; do
-  status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X POST "$api$path")" || true
-  [ "$status" = 401 ] || say "warning: POST $path answered $status, expected 401; see the log above"
+# Start every function now, so the first real request is fast: requests without credentials or
+# body get their documented refusal (401 without a token, 400 without a body).
+for check in "POST /v1/users/me/mfa/webauthn/register 401" \
+             "POST /v1/users/me/mfa/webauthn/register/complete 401" \
+             "POST /v1/auth/mfa/webauthn/options 400" \
+             "POST /v1/auth/mfa/webauthn/complete 400" \
+             "POST /v1/auth/mfa/backup_code/complete 400" \
+             "GET /.well-known/jwks.json 200"; do
+  read -r method path expected <<<"$check"
+  status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X "$method" "$api$path")" || true
+  [ "$status" = "$expected" ] || say "warning: $method $path answered $status, expected $expected; see the log above"
 done
 
 cat <<EOF
@@ -166,6 +173,9 @@ cat <<EOF
  Try (after the exports above, or: source $root/$state/demo.env):
    curl -s -X POST "$api/v1/users/me/mfa/webauthn/register?method_type=webauthn_passkey" \\
      -H "Authorization: Bearer \$TOKEN" -H "X-Tenant-ID: \$TENANT_ID"
+   curl -s "$api/.well-known/jwks.json"
+   # an MFA challenge, as the primary login would create it:
+   target/debug/authctl mfa-challenge create --tenant \$TENANT_ID --user \$USER_ID
    curl -s -X POST "$api/v1/users/me/mfa/webauthn/register/complete" \\
      -H "Authorization: Bearer \$TOKEN" -H "X-Tenant-ID: \$TENANT_ID" -H 'Content-Type: application/json' \\
      -d '{"credential": <PublicKeyCredential from the browser>, "device_name": "Laptop", "method_type": "webauthn_passkey"}'

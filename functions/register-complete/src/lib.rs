@@ -61,6 +61,13 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
     respond(register_complete(state, &req).await)
 }
 
+/// Whether the body carries a `challenge_id` (an enrollment grant).
+fn names_a_grant(req: &Request) -> bool {
+    serde_json::from_slice::<serde_json::Value>(req.body().as_ref())
+        .ok()
+        .is_some_and(|v| v.get("challenge_id").is_some_and(|g| !g.is_null()))
+}
+
 /// Trimmed, 1 to 100 characters.
 fn device_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
@@ -77,7 +84,9 @@ fn device_name(raw: &str) -> Result<String, ApiError> {
 async fn register_complete(state: &State, req: &Request) -> ApiResult {
     let common = &state.common;
     let now = common.now();
-    let token_caller = match has_authorization(req) {
+    // Without a token the only other credential is an enrollment grant in the body; a request
+    // with neither is unauthenticated before anything else.
+    let token_caller = match has_authorization(req) || !names_a_grant(req) {
         true => Some(authenticate(req, &common.tokens, now, Accepts::MfaSetup)?),
         false => None,
     };
@@ -91,7 +100,11 @@ async fn register_complete(state: &State, req: &Request) -> ApiResult {
         (None, Some(grant)) => {
             enrollment_grant(req, &common.store, grant, method, true, now).await?
         }
-        (None, None) => authenticate(req, &common.tokens, now, Accepts::MfaSetup)?,
+        (None, None) => {
+            return Err(ApiError::unauthenticated(
+                "an Authorization: Bearer token is required",
+            ))
+        }
     };
     let presented_id = CredentialId::from_bytes(body.credential.raw_id.clone());
     let span = Span::current();

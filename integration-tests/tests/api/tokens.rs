@@ -50,6 +50,17 @@ async fn missing_or_malformed_authorization_is_401() {
 }
 
 #[tokio::test]
+async fn no_credentials_at_all_is_401_even_with_a_bad_body() {
+    let app = TestApp::new().await;
+    let tenant = vec![("x-tenant-id".to_string(), app.tenant.tenant_id.to_string())];
+    for body in ["", "{not json", r#"{"device_name":"x"}"#] {
+        app.register_complete_raw(&tenant, body)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    }
+}
+
+#[tokio::test]
 async fn an_expired_token_is_401() {
     let app = TestApp::new().await;
     let token = app.token();
