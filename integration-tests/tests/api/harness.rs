@@ -272,6 +272,20 @@ impl TestApp {
         Reply::from(register_complete::handler(&self.register_complete, req).await)
     }
 
+    /// Options → authenticator: the credential JSON a browser would post to complete.
+    pub async fn registration_credential(
+        &self,
+        headers: &[(String, String)],
+        method: &str,
+        authenticator: &mut Authenticator,
+    ) -> Value {
+        let options = self.register_options(headers, Some(method)).await;
+        assert_eq!(options.status, StatusCode::OK, "{}", options.body);
+        authenticator
+            .register(&options.body["options"], ORIGIN)
+            .expect("authenticator registers")
+    }
+
     /// Options → authenticator → complete, for the app's user. Returns the completion reply.
     pub async fn enroll(
         &self,
@@ -280,11 +294,9 @@ impl TestApp {
         device: &str,
     ) -> Reply {
         let headers = self.auth_headers(&self.token());
-        let options = self.register_options(&headers, Some(method)).await;
-        assert_eq!(options.status, StatusCode::OK, "{}", options.body);
-        let credential = authenticator
-            .register(&options.body["options"], ORIGIN)
-            .expect("authenticator registers");
+        let credential = self
+            .registration_credential(&headers, method, authenticator)
+            .await;
         self.register_complete(
             &headers,
             &json!({ "credential": credential, "device_name": device, "method_type": method }),
@@ -372,11 +384,9 @@ impl TestApp {
         method: &str,
     ) -> Reply {
         let headers = auth_headers(&self.token_for(user), &user.tenant_id);
-        let options = self.register_options(&headers, Some(method)).await;
-        assert_eq!(options.status, StatusCode::OK, "{}", options.body);
-        let credential = authenticator
-            .register(&options.body["options"], ORIGIN)
-            .expect("authenticator registers");
+        let credential = self
+            .registration_credential(&headers, method, authenticator)
+            .await;
         self.register_complete(
             &headers,
             &json!({ "credential": credential, "device_name": "device", "method_type": method }),

@@ -254,10 +254,9 @@ async fn a_credential_registered_to_another_user_is_rejected() {
     let app = TestApp::new().await;
     let bob = app.add_user("bob@example.com").await;
     let headers = app.auth_headers(&app.token());
-    let options = app.register_options(&headers, Some(FIDO)).await;
-    let credential = Authenticator::security_key()
-        .register(&options.body["options"], ORIGIN)
-        .unwrap();
+    let credential = app
+        .registration_credential(&headers, FIDO, &mut Authenticator::security_key())
+        .await;
     let id = CredentialId::from_base64url(credential["rawId"].as_str().unwrap()).unwrap();
     // Bob already holds a credential with this id.
     let bob_app_record = shared::store::CredentialRecord {
@@ -303,10 +302,9 @@ async fn a_credential_registered_to_another_user_is_rejected() {
 async fn completing_twice_fails_the_second_time() {
     let app = TestApp::new().await;
     let headers = app.auth_headers(&app.token());
-    let options = app.register_options(&headers, Some(PASSKEY)).await;
-    let credential = Authenticator::passkey()
-        .register(&options.body["options"], ORIGIN)
-        .unwrap();
+    let credential = app
+        .registration_credential(&headers, PASSKEY, &mut Authenticator::passkey())
+        .await;
     let body = json!({ "credential": credential, "device_name": "Phone", "method_type": PASSKEY });
     assert_eq!(
         app.register_complete(&headers, &body).await.status,
@@ -321,10 +319,9 @@ async fn completing_twice_fails_the_second_time() {
 async fn concurrent_completions_of_one_enrollment_succeed_exactly_once() {
     let app = TestApp::new().await;
     let headers = app.auth_headers(&app.token());
-    let options = app.register_options(&headers, Some(FIDO)).await;
-    let credential = Authenticator::security_key()
-        .register(&options.body["options"], ORIGIN)
-        .unwrap();
+    let credential = app
+        .registration_credential(&headers, FIDO, &mut Authenticator::security_key())
+        .await;
     let body = json!({ "credential": credential, "device_name": "Key", "method_type": FIDO });
     let replies =
         futures::future::join_all((0..10).map(|_| app.register_complete(&headers, &body))).await;
@@ -348,10 +345,9 @@ async fn concurrent_completions_of_one_enrollment_succeed_exactly_once() {
 async fn an_expired_enrollment_is_not_found_even_before_ttl_deletes_it() {
     let app = TestApp::new().await;
     let headers = app.auth_headers(&app.token());
-    let options = app.register_options(&headers, Some(PASSKEY)).await;
-    let credential = Authenticator::passkey()
-        .register(&options.body["options"], ORIGIN)
-        .unwrap();
+    let credential = app
+        .registration_credential(&headers, PASSKEY, &mut Authenticator::passkey())
+        .await;
     app.clock
         .advance(i64::from(app.tenant.challenge_timeout_secs) + 1);
     let headers = app.auth_headers(&app.token());
@@ -368,10 +364,9 @@ async fn an_expired_enrollment_is_not_found_even_before_ttl_deletes_it() {
 async fn completing_with_another_method_type_finds_no_enrollment_and_keeps_it() {
     let app = TestApp::new().await;
     let headers = app.auth_headers(&app.token());
-    let options = app.register_options(&headers, Some(FIDO)).await;
-    let credential = Authenticator::security_key()
-        .register(&options.body["options"], ORIGIN)
-        .unwrap();
+    let credential = app
+        .registration_credential(&headers, FIDO, &mut Authenticator::security_key())
+        .await;
     let wrong = json!({ "credential": credential, "device_name": "Key", "method_type": PASSKEY });
     app.register_complete(&headers, &wrong)
         .await
@@ -406,10 +401,9 @@ async fn another_users_enrollment_cannot_be_completed() {
 async fn device_names_must_have_one_to_a_hundred_characters() {
     let app = TestApp::new().await;
     let headers = app.auth_headers(&app.token());
-    let options = app.register_options(&headers, Some(PASSKEY)).await;
-    let credential = Authenticator::passkey()
-        .register(&options.body["options"], ORIGIN)
-        .unwrap();
+    let credential = app
+        .registration_credential(&headers, PASSKEY, &mut Authenticator::passkey())
+        .await;
     for bad in ["", "   ", &"x".repeat(101)] {
         let body = json!({ "credential": credential, "device_name": bad, "method_type": PASSKEY });
         let reply = app.register_complete(&headers, &body).await;
@@ -443,10 +437,9 @@ async fn malformed_requests_get_clear_400s() {
             .await
             .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
     }
-    let options = app.register_options(&headers, Some(PASSKEY)).await;
-    let credential = Authenticator::passkey()
-        .register(&options.body["options"], ORIGIN)
-        .unwrap();
+    let credential = app
+        .registration_credential(&headers, PASSKEY, &mut Authenticator::passkey())
+        .await;
     let reply = app
         .register_complete(
             &headers,
@@ -517,10 +510,9 @@ async fn an_attestation_from_another_origin_is_refused() {
 async fn a_tampered_attestation_is_refused_with_a_stable_code() {
     let app = TestApp::new().await;
     let headers = app.auth_headers(&app.token());
-    let options = app.register_options(&headers, Some(FIDO)).await;
-    let mut credential = Authenticator::security_key()
-        .register(&options.body["options"], ORIGIN)
-        .unwrap();
+    let mut credential = app
+        .registration_credential(&headers, FIDO, &mut Authenticator::security_key())
+        .await;
     // Flip one byte of the attestation object (inside the signed authenticator data).
     let mut att = URL_SAFE_NO_PAD
         .decode(

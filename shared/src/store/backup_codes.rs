@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use aws_sdk_dynamodb::types::ReturnValue;
 
-use super::{classify, from_item, n, s, tenant_user_key, Store, StoreError};
+use super::{classify, condition_held, from_item, n, s, tenant_user_key, Store, StoreError};
 use crate::ids::{TenantId, UserId};
 
 /// A user's backup codes: only keyed hashes (see `codes`), one per slot. A redeemed code's slot
@@ -106,11 +106,7 @@ impl Store {
             .send()
             .await
             .map_err(classify);
-        match result {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(other) => Err(other),
-        }
+        condition_held(result)
     }
 
     /// Counts a wrong code; the `max_failures`-th locks redemption for `lockout_secs`.

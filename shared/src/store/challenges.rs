@@ -1,7 +1,7 @@
 use aws_sdk_dynamodb::types::ReturnValue;
 use serde::{Deserialize, Serialize};
 
-use super::{classify, from_item, n, s, to_item, Store, StoreError};
+use super::{classify, condition_held, from_item, n, s, to_item, Store, StoreError};
 use crate::ids::{ChallengeId, TenantId, UserId};
 use crate::tenant::MethodType;
 
@@ -188,11 +188,7 @@ impl Store {
             .send()
             .await
             .map_err(classify);
-        match result {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(other) => Err(other),
-        }
+        condition_held(result)
     }
 
     /// Creates a single-use challenge of `kind` for a user, valid for `ttl_secs`.

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    classify, from_item, n, s, tenant_user_key, to_item, BackupCodesRecord, Store, StoreError,
+    classify, condition_held, from_item, n, s, tenant_user_key, to_item, BackupCodesRecord, Store,
+    StoreError,
 };
 use crate::ids::{CredentialId, TenantId, UserId};
 use crate::tenant::MethodType;
@@ -129,11 +130,7 @@ impl Store {
             .send()
             .await
             .map_err(classify);
-        match result {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(other) => Err(other),
-        }
+        condition_held(result)
     }
 
     /// Every stored record with this credential id, in any tenant (normally zero or one).

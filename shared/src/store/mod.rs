@@ -73,6 +73,16 @@ where
     }
 }
 
+/// For writes whose condition failing is an expected answer: `Ok(true)` if it held and the
+/// write happened, `Ok(false)` if it did not hold, store faults as they are.
+pub(crate) fn condition_held<T>(result: Result<T, StoreError>) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(StoreError::ConditionFailed) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
 pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
     serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
