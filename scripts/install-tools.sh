@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the project needs and the machine lacks; safe to run again (it only adds).
-#   scripts/install-tools.sh test   Rust components, OpenSSL headers, moto's server, cfn-lint
+#   scripts/install-tools.sh test   rustfmt/clippy, moto's server, cfn-lint
 #   scripts/install-tools.sh dev    the same plus cargo-lambda (local run)
 # Python tools go to a project-local venv, .tools/venv, so nothing global is touched.
 set -euo pipefail
@@ -13,14 +13,6 @@ case "$mode" in
 esac
 
 say() { printf '[install-tools] %s\n' "$*"; }
-
-# OpenSSL headers for webauthn-rs (openssl-sys) and webauthn-authenticator-rs.
-if ! pkg-config --exists openssl 2>/dev/null; then
-  say "installing libssl-dev and pkg-config"
-  if [ "$(id -u)" -eq 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
-  "${apt_get[@]}" update -qq
-  DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq libssl-dev pkg-config
-fi
 
 # rustfmt and clippy for the checks.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
