@@ -328,14 +328,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
                 .await
                 .map_err(store_err)?
                 .ok_or_else(|| format!("tenant {tenant} does not exist"))?;
-            if store
-                .get_user(&tenant, &user)
-                .await
-                .map_err(store_err)?
-                .is_none()
-            {
-                return Err(format!("user {user} does not exist in tenant {tenant}"));
-            }
+            require_user(store, &tenant, &user).await?;
             let ttl = ttl.unwrap_or(found_tenant.token_ttl_secs);
             let claims = Claims::new(&ctx.token_settings, tenant, user, now, i64::from(ttl));
             let token = key.sign(&claims).map_err(|e| e.to_string())?;
@@ -393,14 +386,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             if !(30..=3600).contains(&ttl) {
                 return Err("ttl must be between 30 and 3600 seconds".into());
             }
-            if store
-                .get_user(&tenant, &user)
-                .await
-                .map_err(store_err)?
-                .is_none()
-            {
-                return Err(format!("user {user} does not exist in tenant {tenant}"));
-            }
+            require_user(store, &tenant, &user).await?;
             let id = store
                 .create_mfa_challenge(&tenant, &user, now, ttl)
                 .await
@@ -411,6 +397,13 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             let key = read_signing_key_file(&key)?;
             serde_json::to_value(key.jwks()).map_err(|e| e.to_string())
         }
+    }
+}
+
+async fn require_user(store: &Store, tenant: &TenantId, user: &UserId) -> Result<(), String> {
+    match store.get_user(tenant, user).await.map_err(store_err)? {
+        Some(_) => Ok(()),
+        None => Err(format!("user {user} does not exist in tenant {tenant}")),
     }
 }
 

@@ -5,7 +5,7 @@ use lambda_http::Request;
 use crate::error::ApiError;
 use crate::http::{bearer_token, tenant_header};
 use crate::ids::{TenantId, UserId};
-use crate::jwt::{Claims, TokenVerifier};
+use crate::jwt::TokenVerifier;
 use crate::store::{ChallengeKind, ConsumeChallenge, Store};
 use crate::tenant::{ensure_same_tenant, MethodType};
 
@@ -25,8 +25,6 @@ pub enum Accepts {
 pub struct Caller {
     pub tenant: TenantId,
     pub user: UserId,
-    /// The token's claims; `None` when the caller presented an enrollment grant instead.
-    pub claims: Option<Claims>,
 }
 
 /// Whether the request carries an `Authorization` header at all.
@@ -77,7 +75,6 @@ pub async fn enrollment_grant(
     Ok(Caller {
         tenant: grant.tenant_id,
         user: grant.user_id,
-        claims: None,
     })
 }
 
@@ -106,6 +103,5 @@ pub fn authenticate(
     Ok(Caller {
         tenant: claims.tenant_id,
         user: claims.sub,
-        claims: Some(claims),
     })
 }

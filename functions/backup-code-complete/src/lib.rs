@@ -101,7 +101,7 @@ async fn backup_code_complete(state: &State, req: &Request) -> ApiResult {
     )?;
     let tenant = found(tenant, "tenant_not_found", "the tenant does not exist")?;
     let codes = codes.ok_or_else(wrong_code)?;
-    if let Some(until) = codes.locked_until.filter(|until| *until > now) {
+    if let Some(until) = codes.locked_until(now) {
         return Err(locked(until));
     }
 

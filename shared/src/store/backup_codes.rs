@@ -49,8 +49,9 @@ impl BackupCodesRecord {
         self.codes.len()
     }
 
-    pub fn locked(&self, now: i64) -> bool {
-        self.locked_until.is_some_and(|until| until > now)
+    /// Until when redemption is locked, if it still is at `now`.
+    pub fn locked_until(&self, now: i64) -> Option<i64> {
+        self.locked_until.filter(|until| *until > now)
     }
 }
 
