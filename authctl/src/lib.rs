@@ -206,14 +206,7 @@ async fn store(aws: bool) -> Result<Store, String> {
     let tables = if aws {
         TableNames::from_env().map_err(|e| e.to_string())?
     } else {
-        let local = TableNames::with_prefix(LOCAL_TABLE_PREFIX);
-        TableNames {
-            tenants: env_or(config::TENANTS_TABLE, &local.tenants),
-            users: env_or(config::USERS_TABLE, &local.users),
-            credentials: env_or(config::CREDENTIALS_TABLE, &local.credentials),
-            challenges: env_or(config::CHALLENGES_TABLE, &local.challenges),
-            backup_codes: env_or(config::BACKUP_CODES_TABLE, &local.backup_codes),
-        }
+        TableNames::with_prefix_and_env(LOCAL_TABLE_PREFIX)
     };
     let client = if aws {
         config::dynamodb_client().await

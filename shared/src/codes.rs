@@ -6,6 +6,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
 use crate::config::ConfigError;
+use crate::crypto::hex;
 use crate::ids::{TenantId, UserId};
 
 /// Codes handed out on a user's first MFA enrollment.
@@ -104,10 +105,6 @@ pub fn normalise(code: &str) -> String {
             other => other,
         })
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

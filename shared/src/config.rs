@@ -9,6 +9,9 @@ pub const USERS_TABLE: &str = "USERS_TABLE";
 pub const CREDENTIALS_TABLE: &str = "CREDENTIALS_TABLE";
 pub const CHALLENGES_TABLE: &str = "CHALLENGES_TABLE";
 pub const BACKUP_CODES_TABLE: &str = "BACKUP_CODES_TABLE";
+pub const SESSIONS_TABLE: &str = "SESSIONS_TABLE";
+pub const DEVICES_TABLE: &str = "DEVICES_TABLE";
+pub const AUDIT_TABLE: &str = "AUDIT_TABLE";
 
 /// JWT settings: issuer and audience every token carries and every verifier checks.
 pub const JWT_ISSUER: &str = "JWT_ISSUER";
@@ -42,6 +45,9 @@ pub struct TableNames {
     pub credentials: String,
     pub challenges: String,
     pub backup_codes: String,
+    pub sessions: String,
+    pub devices: String,
+    pub audit: String,
 }
 
 impl TableNames {
@@ -52,6 +58,9 @@ impl TableNames {
             credentials: required(CREDENTIALS_TABLE)?,
             challenges: required(CHALLENGES_TABLE)?,
             backup_codes: required(BACKUP_CODES_TABLE)?,
+            sessions: required(SESSIONS_TABLE)?,
+            devices: required(DEVICES_TABLE)?,
+            audit: required(AUDIT_TABLE)?,
         })
     }
 
@@ -63,19 +72,57 @@ impl TableNames {
             credentials: format!("{prefix}-credentials"),
             challenges: format!("{prefix}-challenges"),
             backup_codes: format!("{prefix}-backup-codes"),
+            sessions: format!("{prefix}-sessions"),
+            devices: format!("{prefix}-devices"),
+            audit: format!("{prefix}-audit"),
+        }
+    }
+
+    /// `<prefix>-…` names, each overridden by its environment variable when that is set.
+    pub fn with_prefix_and_env(prefix: &str) -> Self {
+        let mut names = Self::with_prefix(prefix);
+        for var in Self::VARS {
+            if let Some(value) = env::var(var).ok().filter(|v| !v.trim().is_empty()) {
+                if let Some(slot) = names.slot(var) {
+                    *slot = value;
+                }
+            }
+        }
+        names
+    }
+
+    /// Every table variable `template.yaml` sets.
+    pub const VARS: [&'static str; 8] = [
+        TENANTS_TABLE,
+        USERS_TABLE,
+        CREDENTIALS_TABLE,
+        CHALLENGES_TABLE,
+        BACKUP_CODES_TABLE,
+        SESSIONS_TABLE,
+        DEVICES_TABLE,
+        AUDIT_TABLE,
+    ];
+
+    fn slot(&mut self, var: &str) -> Option<&mut String> {
+        match var {
+            TENANTS_TABLE => Some(&mut self.tenants),
+            USERS_TABLE => Some(&mut self.users),
+            CREDENTIALS_TABLE => Some(&mut self.credentials),
+            CHALLENGES_TABLE => Some(&mut self.challenges),
+            BACKUP_CODES_TABLE => Some(&mut self.backup_codes),
+            SESSIONS_TABLE => Some(&mut self.sessions),
+            DEVICES_TABLE => Some(&mut self.devices),
+            AUDIT_TABLE => Some(&mut self.audit),
+            _ => None,
         }
     }
 
     /// The table an environment variable of `template.yaml` names.
     pub fn by_env_var(&self, var: &str) -> Option<&str> {
-        match var {
-            TENANTS_TABLE => Some(&self.tenants),
-            USERS_TABLE => Some(&self.users),
-            CREDENTIALS_TABLE => Some(&self.credentials),
-            CHALLENGES_TABLE => Some(&self.challenges),
-            BACKUP_CODES_TABLE => Some(&self.backup_codes),
-            _ => None,
-        }
+        self.env_vars()
+            .into_iter()
+            .find(|(v, _)| *v == var)
+            .map(|(_, name)| name)
     }
 
     pub fn env_vars(&self) -> Vec<(&'static str, &str)> {
@@ -85,6 +132,9 @@ impl TableNames {
             (CREDENTIALS_TABLE, &self.credentials),
             (CHALLENGES_TABLE, &self.challenges),
             (BACKUP_CODES_TABLE, &self.backup_codes),
+            (SESSIONS_TABLE, &self.sessions),
+            (DEVICES_TABLE, &self.devices),
+            (AUDIT_TABLE, &self.audit),
         ]
     }
 }
@@ -119,6 +169,7 @@ mod tests {
     #[test]
     fn every_table_env_var_maps_to_its_name() {
         let names = TableNames::with_prefix("t");
+        assert_eq!(names.env_vars().len(), TableNames::VARS.len());
         for (var, name) in names.env_vars() {
             assert_eq!(names.by_env_var(var), Some(name));
         }

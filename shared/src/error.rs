@@ -88,6 +88,13 @@ impl ApiError {
         }
     }
 
+    pub fn unauthenticated_with(code: &'static str, message: impl Into<Text>) -> Self {
+        Self::Unauthenticated {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn not_found(code: &'static str, message: impl Into<Text>) -> Self {
         Self::NotFound {
             code,

@@ -1,6 +1,6 @@
 //! Request parsing and response building shared by every handler.
 
-use lambda_http::http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use lambda_http::http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -30,18 +30,118 @@ pub fn respond(result: ApiResult) -> Response<Body> {
     match result {
         Ok(response) => response,
         Err(err) => {
-            let status = err.status();
-            if status.is_server_error() {
-                tracing::error!(code = err.code(), error = %err, source = ?std::error::Error::source(&err), "request failed");
-            } else {
-                tracing::info!(
-                    code = err.code(),
-                    status = status.as_u16(),
-                    "request refused"
-                );
-            }
-            json_response(status, &err.body())
+            log_refusal(&err);
+            json_response(err.status(), &err.body())
         }
+    }
+}
+
+fn log_refusal(err: &ApiError) {
+    let status = err.status();
+    if status.is_server_error() {
+        tracing::error!(code = err.code(), error = %err, source = ?std::error::Error::source(err), "request failed");
+    } else {
+        tracing::info!(
+            code = err.code(),
+            status = status.as_u16(),
+            "request refused"
+        );
+    }
+}
+
+/// The `/api/v1` surface's success envelope.
+#[derive(Debug, Serialize)]
+struct Envelope<'a, T> {
+    success: bool,
+    data: &'a T,
+    message: &'a str,
+}
+
+/// The `/api/v1` surface's error body: the product's error body plus `success: false`, with
+/// the code in that surface's upper-case style (`INVALID_ASSERTION`).
+#[derive(Debug, Serialize)]
+struct V1ErrorBody {
+    success: bool,
+    #[serde(flatten)]
+    error: crate::error::ErrorBody,
+}
+
+/// A 200 in the `/api/v1` envelope `{success, data, message}`.
+pub fn v1_ok<T: Serialize>(data: &T, message: &str) -> Response<Body> {
+    json_response(
+        StatusCode::OK,
+        &Envelope {
+            success: true,
+            data,
+            message,
+        },
+    )
+}
+
+/// The code a client of the `/api/v1` surface sees for an error.
+pub fn v1_code(err: &ApiError) -> String {
+    err.code().to_ascii_uppercase()
+}
+
+/// `respond` for the `/api/v1` surface.
+pub fn respond_v1(result: ApiResult) -> Response<Body> {
+    match result {
+        Ok(response) => response,
+        Err(err) => {
+            log_refusal(&err);
+            let mut error = err.body();
+            error.code = v1_code(&err);
+            json_response(
+                err.status(),
+                &V1ErrorBody {
+                    success: false,
+                    error,
+                },
+            )
+        }
+    }
+}
+
+/// Longest user agent kept in sessions, devices and audit records.
+const MAX_USER_AGENT_CHARS: usize = 512;
+
+/// Who is calling, as API Gateway saw it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Source IP and user agent from the request context (API Gateway's view, not headers a
+/// client could forge), falling back to the `User-Agent` header.
+pub fn client_info(req: &Request) -> ClientInfo {
+    let (ip, agent) = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            (ctx.http.source_ip.clone(), ctx.http.user_agent.clone())
+        }
+        _ => (None, None),
+    };
+    let agent = agent.or_else(|| {
+        req.headers()
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let clean = |v: String| Some(v).filter(|v| !v.trim().is_empty());
+    ClientInfo {
+        ip: ip.and_then(clean),
+        user_agent: agent
+            .map(|a| a.chars().take(MAX_USER_AGENT_CHARS).collect())
+            .and_then(clean),
+    }
+}
+
+/// `X-Tenant-ID` when sent (it must then be a UUID), `None` when absent.
+pub fn optional_tenant_header(req: &Request) -> Result<Option<TenantId>, ApiError> {
+    if req.headers().contains_key(TENANT_HEADER) {
+        tenant_header(req).map(Some)
+    } else {
+        Ok(None)
     }
 }
 

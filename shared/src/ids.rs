@@ -57,6 +57,10 @@ uuid_id!(
     UserId
 );
 uuid_id!(
+    /// A passwordless login session: what a refresh token belongs to and logout revokes.
+    SessionId
+);
+uuid_id!(
     /// A single-use challenge handed to a client (MFA challenges, enrollment grants).
     ChallengeId
 );

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, TokenSettings, JWT_SIGNING_KEY, JWT_VERIFICATION_JWKS};
 use crate::error::ApiError;
-use crate::ids::{TenantId, UserId};
+use crate::ids::{SessionId, TenantId, UserId};
 
 const ALGORITHM: Algorithm = Algorithm::ES256;
 /// Clock skew tolerated on `exp` and `iat`.
@@ -40,6 +40,9 @@ pub struct Claims {
     /// Absent for a full-access token; `mfa_setup` limits it to the MFA enrollment endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The passwordless session the token belongs to (OIDC `sid`); logout revokes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<SessionId>,
 }
 
 impl Claims {
@@ -61,6 +64,7 @@ impl Claims {
             auth_time: None,
             amr: Vec::new(),
             scope: None,
+            sid: None,
         }
     }
 }

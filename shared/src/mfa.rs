@@ -155,10 +155,10 @@ pub fn check_optional_tenant_header(
     req: &lambda_http::Request,
     tenant: &TenantId,
 ) -> Result<(), ApiError> {
-    if req.headers().contains_key(crate::http::TENANT_HEADER) {
-        crate::tenant::ensure_same_tenant(&crate::http::tenant_header(req)?, tenant)?;
+    match crate::http::optional_tenant_header(req)? {
+        Some(header) => crate::tenant::ensure_same_tenant(&header, tenant),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 pub fn challenge_not_found() -> ApiError {

@@ -81,6 +81,40 @@ fn default_min_authenticators() -> u32 {
     1
 }
 
+fn default_refresh_token_ttl() -> u32 {
+    30 * 86_400
+}
+
+fn default_audit_retention_days() -> u32 {
+    365
+}
+
+/// A per-tenant secret (never returned by the API): keys the stand-in credential ids shown for
+/// unknown users when the tenant conceals them, so they are stable but not computable.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TenantSecret(String);
+
+impl TenantSecret {
+    pub fn generate() -> Result<Self, ApiError> {
+        Ok(Self(crate::crypto::hex(&crate::crypto::random_bytes::<32>()?)))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for TenantSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TenantSecret(..)")
+    }
+}
+
 /// A tenant as stored in the tenants table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
@@ -108,6 +142,19 @@ pub struct Tenant {
     /// `enrollment_required`, no token, and a challenge that authorises exactly that enrollment.
     #[serde(default)]
     pub required_methods: Vec<MethodType>,
+    /// Passwordless login: answer an unknown e-mail exactly like a wrong credential (401
+    /// `INVALID_CREDENTIAL`, after the same work) instead of 404 `USER_NOT_FOUND`, so the API
+    /// does not tell which addresses have accounts. Clients must then send `X-Tenant-ID`.
+    #[serde(default)]
+    pub conceal_unknown_users: bool,
+    /// Lifetime of a passwordless session's refresh token; each rotation starts it again.
+    #[serde(default = "default_refresh_token_ttl")]
+    pub refresh_token_ttl_secs: u32,
+    /// How long audit records of this tenant are kept (DynamoDB TTL).
+    #[serde(default = "default_audit_retention_days")]
+    pub audit_retention_days: u32,
+    #[serde(default)]
+    pub secret: TenantSecret,
     pub created_at: i64,
 }
 
@@ -124,8 +171,18 @@ impl Tenant {
             token_ttl_secs: default_token_ttl(),
             min_authenticators: default_min_authenticators(),
             required_methods: Vec::new(),
+            conceal_unknown_users: false,
+            refresh_token_ttl_secs: default_refresh_token_ttl(),
+            audit_retention_days: default_audit_retention_days(),
+            // Only empty if the OS RNG fails; `validate` refuses such a tenant.
+            secret: TenantSecret::generate().unwrap_or_default(),
             created_at,
         }
+    }
+
+    /// Seconds an audit record of this tenant is kept.
+    pub fn audit_retention_secs(&self) -> i64 {
+        i64::from(self.audit_retention_days) * 86_400
     }
 
     pub fn allows(&self, method: MethodType) -> bool {
@@ -148,6 +205,15 @@ impl Tenant {
         }
         if self.min_authenticators > 10 {
             return Err("at most 10 authenticators can be required".into());
+        }
+        if !(300..=90 * 86_400).contains(&self.refresh_token_ttl_secs) {
+            return Err("refresh token lifetime must be between 300 seconds and 90 days".into());
+        }
+        if !(1..=3650).contains(&self.audit_retention_days) {
+            return Err("audit retention must be between 1 and 3650 days".into());
+        }
+        if self.secret.is_empty() {
+            return Err("the tenant secret could not be generated".into());
         }
         if let Some(m) = self.required_methods.iter().find(|m| !self.allows(**m)) {
             return Err(format!("required method {m} is not enabled"));

@@ -212,13 +212,15 @@ pub struct StartedAuthentication {
     pub state: AuthenticationState,
 }
 
-/// Request options allowing exactly `records`. User verification is required when the tenant
-/// requires it, or when every allowed credential was registered with it (passkeys): webauthn-rs
-/// refuses an unverified assertion from such a credential, so asking for less would only make
-/// honest clients fail. Otherwise it is preferred.
+/// Request options allowing exactly `records`. User verification is required when the caller
+/// demands it (passwordless login), when the tenant requires it, or when every allowed
+/// credential was registered with it (passkeys): webauthn-rs refuses an unverified assertion
+/// from such a credential, so asking for less would only make honest clients fail. Otherwise
+/// it is preferred.
 pub fn start_authentication(
     tenant: &Tenant,
     records: &[CredentialRecord],
+    require_uv: bool,
 ) -> Result<StartedAuthentication, ApiError> {
     let webauthn = tenant.webauthn()?;
     let credentials = records
@@ -228,7 +230,7 @@ pub fn start_authentication(
     let all_registered_with_uv = credentials
         .iter()
         .all(|c| c.registration_policy == webauthn_rs_proto::UserVerificationPolicy::Required);
-    let user_verification = if all_registered_with_uv {
+    let user_verification = if require_uv || all_registered_with_uv {
         UserVerification::Required
     } else {
         tenant.user_verification

@@ -65,7 +65,7 @@ async fn mfa_options(state: &State, req: &Request) -> ApiResult {
             "the user has no registered authenticator; complete MFA with a backup code",
         ));
     }
-    let started = start_authentication(&tenant, &credentials)?;
+    let started = start_authentication(&tenant, &credentials, false)?;
     let ceremony = MfaCeremony {
         auth: started.state,
         tenant,

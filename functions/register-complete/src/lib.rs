@@ -114,7 +114,7 @@ async fn register_complete(state: &State, req: &Request) -> ApiResult {
     span.record("credential_id", tracing::field::display(&presented_id));
 
     let store = &common.store;
-    let key = ChallengeRecord::registration_key(&challenge);
+    let key = ChallengeRecord::ceremony_key(ChallengeKind::Registration, &challenge);
     let (pending, tenant, user, backup_codes, same_id) = tokio::try_join!(
         store.consume_challenge(ConsumeChallenge {
             key: &key,

@@ -1,7 +1,7 @@
 use aws_sdk_dynamodb::types::ReturnValue;
 use serde::{Deserialize, Serialize};
 
-use super::{classify, condition_held, from_item, n, s, to_item, Store, StoreError};
+use super::{classify, condition_held, from_item, n, s, to_item, Item, Store, StoreError, Write};
 use crate::ids::{ChallengeId, TenantId, UserId};
 use crate::tenant::MethodType;
 
@@ -15,6 +15,8 @@ pub enum ChallengeKind {
     Mfa,
     /// A grant to enroll one method type without a token (MFA `enrollment_required`).
     Enrollment,
+    /// A passwordless login in progress (`/api/v1/webauthn/authenticate/begin`).
+    Login,
 }
 
 impl ChallengeKind {
@@ -23,6 +25,7 @@ impl ChallengeKind {
             ChallengeKind::Registration => "registration",
             ChallengeKind::Mfa => "mfa",
             ChallengeKind::Enrollment => "enrollment",
+            ChallengeKind::Login => "login",
         }
     }
 
@@ -53,10 +56,11 @@ pub struct ChallengeRecord {
 }
 
 impl ChallengeRecord {
-    /// Registration states are keyed by their challenge, which the client echoes back in
-    /// clientDataJSON; so several enrollments (two tabs) can be pending at once.
-    pub fn registration_key(challenge_b64url: &str) -> String {
-        format!("registration#{challenge_b64url}")
+    /// Registration and login states are keyed by their WebAuthn challenge, which the client
+    /// echoes back in clientDataJSON; so several ceremonies of one user (two tabs) can be
+    /// pending at once.
+    pub fn ceremony_key(kind: ChallengeKind, challenge_b64url: &str) -> String {
+        format!("{}#{challenge_b64url}", kind.as_str())
     }
 }
 
@@ -94,42 +98,16 @@ impl Store {
         &self,
         expect: ConsumeChallenge<'_>,
     ) -> Result<Option<ChallengeRecord>, StoreError> {
-        let mut condition =
-            String::from("attribute_exists(challenge_key) AND #kind = :kind AND #exp > :now");
-        let mut request = self
+        let write = consume_write(&expect);
+        match self
             .client()
             .delete_item()
             .table_name(&self.tables().challenges)
-            .key("challenge_key", s(expect.key))
+            .set_key(Some(write.key))
             .return_values(ReturnValue::AllOld)
-            .expression_attribute_names("#kind", "kind")
-            .expression_attribute_names("#exp", "expires_at")
-            .expression_attribute_values(":kind", s(expect.kind.as_str()))
-            .expression_attribute_values(":now", n(expect.now));
-        if let Some(tenant) = expect.tenant {
-            condition.push_str(" AND #tenant = :tenant");
-            request = request
-                .expression_attribute_names("#tenant", "tenant_id")
-                .expression_attribute_values(":tenant", s(tenant.to_string()));
-        }
-        if let Some(user) = expect.user {
-            condition.push_str(" AND #user = :user");
-            request = request
-                .expression_attribute_names("#user", "user_id")
-                .expression_attribute_values(":user", s(user.to_string()));
-        }
-        if expect.require_state {
-            condition.push_str(" AND attribute_exists(#state)");
-            request = request.expression_attribute_names("#state", "state");
-        }
-        if let Some(method) = expect.method_type {
-            condition.push_str(" AND #method = :method");
-            request = request
-                .expression_attribute_names("#method", "method_type")
-                .expression_attribute_values(":method", s(method.as_str()));
-        }
-        match request
-            .condition_expression(condition)
+            .set_condition_expression(write.condition)
+            .set_expression_attribute_names(Some(write.names))
+            .set_expression_attribute_values(Some(write.values))
             .send()
             .await
             .map_err(classify)
@@ -231,4 +209,41 @@ impl Store {
             .await
             .map(|(id, _)| id)
     }
+}
+
+/// The conditional delete that consumes a challenge, alone or inside a transaction.
+pub(crate) fn consume_write(expect: &ConsumeChallenge<'_>) -> Write {
+    let mut key = Item::new();
+    key.insert("challenge_key".into(), s(expect.key));
+    let mut condition =
+        String::from("attribute_exists(challenge_key) AND #kind = :kind AND #exp > :now");
+    let mut write = Write::new(key)
+        .name("#kind", "kind")
+        .name("#exp", "expires_at")
+        .value(":kind", s(expect.kind.as_str()))
+        .value(":now", n(expect.now));
+    if let Some(tenant) = expect.tenant {
+        condition.push_str(" AND #tenant = :tenant");
+        write = write
+            .name("#tenant", "tenant_id")
+            .value(":tenant", s(tenant.to_string()));
+    }
+    if let Some(user) = expect.user {
+        condition.push_str(" AND #user = :user");
+        write = write
+            .name("#user", "user_id")
+            .value(":user", s(user.to_string()));
+    }
+    if expect.require_state {
+        condition.push_str(" AND attribute_exists(#state)");
+        write = write.name("#state", "state");
+    }
+    if let Some(method) = expect.method_type {
+        condition.push_str(" AND #method = :method");
+        write = write
+            .name("#method", "method_type")
+            .value(":method", s(method.as_str()));
+    }
+    write.condition = Some(condition);
+    write
 }

@@ -1,12 +1,12 @@
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    classify, condition_held, from_item, n, s, tenant_user_key, to_item, BackupCodesRecord, Store,
-    StoreError,
+    classify, condition_held, from_item, n, s, tenant_user_key, to_item, transact_put,
+    BackupCodesRecord, Item, Store, StoreError, Write,
 };
 use crate::ids::{CredentialId, TenantId, UserId};
 use crate::tenant::MethodType;
@@ -108,29 +108,31 @@ impl Store {
         record: &CredentialRecord,
         used: &CredentialUse,
     ) -> Result<bool, StoreError> {
-        let mut update = String::from(
-            "SET sign_count = :count, backup_eligible = :be, backup_state = :bs, last_used_at = :now ADD use_count :one",
-        );
-        if used.counter_regressed {
-            update.push_str(", counter_regressions :one");
-        }
-        let result = self
+        let result = credential_use_write(record, used)
+            .update_item(self.client(), &self.tables().credentials)
+            .await;
+        condition_held(result)
+    }
+
+    /// One credential of one user, read consistently: finding it under the user's key is
+    /// what proves the user owns it.
+    pub async fn get_credential(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        credential: &CredentialId,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        let out = self
             .client()
-            .update_item()
+            .get_item()
             .table_name(&self.tables().credentials)
-            .key("tenant_user", s(&record.tenant_user))
-            .key("credential_id", s(record.credential_id.to_base64url()))
-            .update_expression(update)
-            .condition_expression("attribute_exists(credential_id)")
-            .expression_attribute_values(":count", n(used.sign_count))
-            .expression_attribute_values(":be", AttributeValue::Bool(used.backup_eligible))
-            .expression_attribute_values(":bs", AttributeValue::Bool(used.backup_state))
-            .expression_attribute_values(":now", n(used.now))
-            .expression_attribute_values(":one", n(1))
+            .key("tenant_user", s(tenant_user_key(tenant, user)))
+            .key("credential_id", s(credential.to_base64url()))
+            .consistent_read(true)
             .send()
             .await
-            .map_err(classify);
-        condition_held(result)
+            .map_err(classify)?;
+        out.item.map(from_item).transpose()
     }
 
     /// Every stored record with this credential id, in any tenant (normally zero or one).
@@ -180,23 +182,19 @@ impl Store {
             };
         };
 
-        let credential_put = Put::builder()
-            .table_name(&self.tables().credentials)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(credential_id)")
-            .build()
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
-        let codes_put = Put::builder()
-            .table_name(&self.tables().backup_codes)
-            .set_item(Some(to_item(codes)?))
-            .condition_expression("attribute_not_exists(tenant_user)")
-            .build()
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
         let result = self
             .client()
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(credential_put).build())
-            .transact_items(TransactWriteItem::builder().put(codes_put).build())
+            .transact_items(transact_put(
+                &self.tables().credentials,
+                item,
+                "attribute_not_exists(credential_id)",
+            )?)
+            .transact_items(transact_put(
+                &self.tables().backup_codes,
+                to_item(codes)?,
+                "attribute_not_exists(tenant_user)",
+            )?)
             .send()
             .await;
         match result {
@@ -218,6 +216,33 @@ impl Store {
             },
         }
     }
+}
+
+/// The update one successful assertion makes to its credential; conditional on it still
+/// existing (it may have been removed since the options call).
+pub(crate) fn credential_use_write(record: &CredentialRecord, used: &CredentialUse) -> Write {
+    let mut update = String::from(
+        "SET sign_count = :count, backup_eligible = :be, backup_state = :bs, last_used_at = :now ADD use_count :one",
+    );
+    if used.counter_regressed {
+        update.push_str(", counter_regressions :one");
+    }
+    let mut key = Item::new();
+    key.insert("tenant_user".into(), s(&record.tenant_user));
+    key.insert(
+        "credential_id".into(),
+        s(record.credential_id.to_base64url()),
+    );
+    Write {
+        update: Some(update),
+        condition: Some("attribute_exists(credential_id)".into()),
+        ..Write::new(key)
+    }
+    .value(":count", n(used.sign_count))
+    .value(":be", AttributeValue::Bool(used.backup_eligible))
+    .value(":bs", AttributeValue::Bool(used.backup_state))
+    .value(":now", n(used.now))
+    .value(":one", n(1))
 }
 
 /// The per-item cancellation reason codes of a cancelled transaction, if that is what failed.

@@ -1,17 +1,21 @@
 //! DynamoDB access. Every call classifies the SDK's error kinds: a failed condition is a client
 //! outcome the caller decides on, throttling and outages are retryable, the rest is a fault.
 
+pub mod audit;
 mod backup_codes;
 mod challenges;
 mod credentials;
+pub mod devices;
+mod login;
 pub mod schema;
+pub mod sessions;
 mod tenants;
 pub mod users;
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -22,6 +26,10 @@ use crate::ids::{TenantId, UserId};
 pub use backup_codes::{BackupCodesRecord, FailedCode};
 pub use challenges::{ChallengeKind, ChallengeRecord, ConsumeChallenge};
 pub use credentials::{CredentialRecord, CredentialUse, SaveCredentialOutcome};
+pub use audit::AuditRecord;
+pub use devices::{DeviceRecord, DeviceSighting};
+pub use login::{LoginCommit, LoginCommitOutcome};
+pub use sessions::{Rotation, SessionRecord};
 pub use users::{normalise_email, UserRecord};
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -102,6 +110,99 @@ pub(crate) fn n(value: impl ToString) -> AttributeValue {
 /// Partition key of everything owned by one user of one tenant.
 pub(crate) fn tenant_user_key(tenant: &TenantId, user: &UserId) -> String {
     format!("{tenant}#{user}")
+}
+
+/// A key, an optional update and a condition, with their placeholders: built once, sent as a
+/// single request or as one item of a transaction.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Write {
+    pub key: Item,
+    pub update: Option<String>,
+    pub condition: Option<String>,
+    pub names: HashMap<String, String>,
+    pub values: Item,
+}
+
+impl Write {
+    pub fn new(key: Item) -> Self {
+        Self {
+            key,
+            ..Self::default()
+        }
+    }
+
+    pub fn name(mut self, placeholder: &str, attribute: &str) -> Self {
+        self.names.insert(placeholder.into(), attribute.into());
+        self
+    }
+
+    pub fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
+        self.values.insert(placeholder.into(), value);
+        self
+    }
+
+    fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.clone())
+    }
+
+    fn values(&self) -> Option<Item> {
+        (!self.values.is_empty()).then(|| self.values.clone())
+    }
+
+    pub fn transact_update(&self, table: &str) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(table)
+            .set_key(Some(self.key.clone()))
+            .update_expression(self.update.clone().unwrap_or_default())
+            .set_condition_expression(self.condition.clone())
+            .set_expression_attribute_names(self.names())
+            .set_expression_attribute_values(self.values())
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    pub fn transact_delete(&self, table: &str) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(table)
+            .set_key(Some(self.key.clone()))
+            .set_condition_expression(self.condition.clone())
+            .set_expression_attribute_names(self.names())
+            .set_expression_attribute_values(self.values())
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    pub async fn update_item(&self, client: &Client, table: &str) -> Result<(), StoreError> {
+        client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(self.key.clone()))
+            .update_expression(self.update.clone().unwrap_or_default())
+            .set_condition_expression(self.condition.clone())
+            .set_expression_attribute_names(self.names())
+            .set_expression_attribute_values(self.values())
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+/// A conditional put as one item of a transaction.
+pub(crate) fn transact_put(
+    table: &str,
+    item: Item,
+    condition: &str,
+) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(condition)
+        .build()
+        .map_err(|e| StoreError::Rejected(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
 }
 
 /// The DynamoDB client and the table names: built once per cold start, shared by requests.

@@ -72,6 +72,32 @@ impl Store {
             .map(from_item)
             .collect()
     }
+
+    /// The user with this email in one tenant (the index's range key), if any.
+    pub async fn find_user_by_email_in_tenant(
+        &self,
+        tenant: &TenantId,
+        email: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(&self.tables().users)
+            .index_name("email-index")
+            .key_condition_expression("email = :email AND tenant_id = :tenant")
+            .expression_attribute_values(":email", s(normalise_email(email)))
+            .expression_attribute_values(":tenant", s(tenant.to_string()))
+            .limit(1)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(from_item)
+            .transpose()
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,195 @@
+//! Audit of authentication outcomes. A handler fills an [`Audit`] as it learns who is logging
+//! in (tenant, user, credential, device, session); at the end every outcome, success or each
+//! failure kind, becomes one record in the audit table and one structured log line with the
+//! same fields. Tokens, codes and assertions are never part of it.
+//!
+//! Without a known tenant (an unknown challenge or e-mail and no `X-Tenant-ID`) there is no
+//! tenant to file the record under: the outcome is logged only.
+
+use lambda_http::Request;
+
+use crate::clock::rfc3339;
+use crate::error::ApiError;
+use crate::http::{client_info, request_id, v1_code, ClientInfo};
+use crate::ids::{CredentialId, SessionId, TenantId, UserId};
+use crate::store::{AuditRecord, Store};
+use crate::tenant::Tenant;
+
+/// Retention when the tenant's own setting is not at hand (its record could not be read).
+pub const DEFAULT_RETENTION_SECS: i64 = 365 * 86_400;
+
+/// What was attempted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditEvent {
+    PasswordlessLogin,
+    MfaWebauthn,
+    MfaBackupCode,
+    TokenRefresh,
+    Logout,
+}
+
+impl AuditEvent {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuditEvent::PasswordlessLogin => "passwordless_login",
+            AuditEvent::MfaWebauthn => "mfa_webauthn",
+            AuditEvent::MfaBackupCode => "mfa_backup_code",
+            AuditEvent::TokenRefresh => "token_refresh",
+            AuditEvent::Logout => "logout",
+        }
+    }
+
+    /// Events of the `/api/v1` surface report upper-case error codes.
+    fn is_v1(&self) -> bool {
+        match self {
+            AuditEvent::PasswordlessLogin | AuditEvent::TokenRefresh | AuditEvent::Logout => true,
+            AuditEvent::MfaWebauthn | AuditEvent::MfaBackupCode => false,
+        }
+    }
+}
+
+/// The context of one attempt, filled in as the handler learns it.
+#[derive(Clone, Debug)]
+pub struct Audit {
+    pub event: AuditEvent,
+    pub tenant: Option<TenantId>,
+    pub user: Option<UserId>,
+    pub method: Option<String>,
+    pub credential: Option<CredentialId>,
+    pub device_hash: Option<String>,
+    pub session: Option<SessionId>,
+    pub retention_secs: i64,
+    pub client: ClientInfo,
+    pub request_id: String,
+}
+
+impl Audit {
+    pub fn new(event: AuditEvent, req: &Request) -> Self {
+        Self {
+            event,
+            tenant: None,
+            user: None,
+            method: None,
+            credential: None,
+            device_hash: None,
+            session: None,
+            retention_secs: DEFAULT_RETENTION_SECS,
+            client: client_info(req),
+            request_id: request_id(req),
+        }
+    }
+
+    /// The tenant is known: its id, and its retention setting.
+    pub fn tenant(&mut self, tenant: &Tenant) {
+        self.tenant = Some(tenant.tenant_id);
+        self.retention_secs = tenant.audit_retention_secs();
+    }
+
+    /// The record of this attempt ending with `outcome`; `None` without a tenant.
+    pub fn record(&self, outcome: Result<(), &ApiError>, now: i64) -> Option<AuditRecord> {
+        let tenant = self.tenant?;
+        let (outcome, code) = self.outcome(outcome);
+        Some(AuditRecord {
+            tenant_id: tenant,
+            event_key: AuditRecord::event_key(now),
+            tenant_user: self
+                .user
+                .map(|user| crate::store::CredentialRecord::key_for(&tenant, &user)),
+            user_id: self.user,
+            at: now,
+            time: rfc3339(now),
+            event: self.event.as_str().to_owned(),
+            outcome: outcome.to_owned(),
+            code,
+            method: self.method.clone(),
+            credential_id: self.credential.clone(),
+            device_hash: self.device_hash.clone(),
+            session_id: self.session,
+            ip: self.client.ip.clone(),
+            user_agent: self.client.user_agent.clone(),
+            request_id: self.request_id.clone(),
+            expires_at: now + self.retention_secs,
+        })
+    }
+
+    fn outcome(&self, outcome: Result<(), &ApiError>) -> (&'static str, Option<String>) {
+        match outcome {
+            Ok(()) => ("success", None),
+            Err(err) if self.event.is_v1() => ("failure", Some(v1_code(err))),
+            Err(err) => ("failure", Some(err.code().to_owned())),
+        }
+    }
+
+    /// The structured log line of an outcome (always written, tenant or not).
+    pub fn log(&self, outcome: Result<(), &ApiError>) {
+        let (result, code) = self.outcome(outcome);
+        let text = |v: Option<String>| v.unwrap_or_default();
+        tracing::info!(
+            audit = true,
+            event = self.event.as_str(),
+            outcome = result,
+            code = text(code),
+            tenant_id = text(self.tenant.map(|t| t.to_string())),
+            user_id = text(self.user.map(|u| u.to_string())),
+            method = text(self.method.clone()),
+            credential_id = text(self.credential.as_ref().map(|c| c.to_string())),
+            device_hash = text(self.device_hash.clone()),
+            session_id = text(self.session.map(|s| s.to_string())),
+            ip = text(self.client.ip.clone()),
+            user_agent = text(self.client.user_agent.clone()),
+            "authentication audit"
+        );
+    }
+
+    /// Logs the outcome and stores its record. A failed write is logged, never returned: the
+    /// client's answer does not depend on the audit trail being reachable.
+    pub async fn write(&self, store: &Store, outcome: Result<(), &ApiError>, now: i64) {
+        self.log(outcome);
+        let Some(record) = self.record(outcome, now) else {
+            return;
+        };
+        if let Err(err) = store.put_audit_record(&record).await {
+            tracing::error!(error = %err, event = self.event.as_str(), "audit record not written");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audit(event: AuditEvent) -> Audit {
+        Audit {
+            event,
+            tenant: Some(TenantId::new_random()),
+            user: None,
+            method: None,
+            credential: None,
+            device_hash: None,
+            session: None,
+            retention_secs: 86_400,
+            client: ClientInfo::default(),
+            request_id: "r".into(),
+        }
+    }
+
+    #[test]
+    fn codes_follow_the_surface_style() {
+        let err = ApiError::not_found("user_not_found", "no");
+        let v1 = audit(AuditEvent::PasswordlessLogin).record(Err(&err), 10).unwrap();
+        assert_eq!(v1.code.as_deref(), Some("USER_NOT_FOUND"));
+        assert_eq!(v1.outcome, "failure");
+        assert_eq!(v1.expires_at, 10 + 86_400);
+        let mfa = audit(AuditEvent::MfaWebauthn).record(Err(&err), 10).unwrap();
+        assert_eq!(mfa.code.as_deref(), Some("user_not_found"));
+        let ok = audit(AuditEvent::MfaWebauthn).record(Ok(()), 10).unwrap();
+        assert_eq!((ok.outcome.as_str(), ok.code), ("success", None));
+    }
+
+    #[test]
+    fn no_tenant_no_record() {
+        let mut a = audit(AuditEvent::Logout);
+        a.tenant = None;
+        assert!(a.record(Ok(()), 0).is_none());
+    }
+}

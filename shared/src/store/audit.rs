@@ -1,0 +1,112 @@
+//! Audit records: one item per authentication outcome, partitioned by tenant and sorted by
+//! time; the `user-index` GSI lists one user's. DynamoDB's TTL on `expires_at` enforces the
+//! tenant's retention.
+
+use serde::{Deserialize, Serialize};
+
+use super::{classify, from_item, s, tenant_user_key, to_item, Item, Store, StoreError};
+use crate::ids::{CredentialId, SessionId, TenantId, UserId};
+
+pub const AUDIT_USER_INDEX: &str = "user-index";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub tenant_id: TenantId,
+    /// `<epoch seconds, 11 digits>#<uuid>`: sorts by time, unique within the tenant.
+    pub event_key: String,
+    /// `<tenant>#<user>` when the user is known: the `user-index` partition key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    pub at: i64,
+    pub time: String,
+    /// What was attempted, e.g. `passwordless_login`, `mfa_webauthn`, `token_refresh`.
+    pub event: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// The error code the client received, for failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<CredentialId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<SessionId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    pub request_id: String,
+    /// TTL attribute: the end of the tenant's retention period.
+    pub expires_at: i64,
+}
+
+impl AuditRecord {
+    pub fn event_key(at: i64) -> String {
+        format!("{at:011}#{}", uuid::Uuid::new_v4())
+    }
+
+    pub(crate) fn item(&self) -> Result<Item, StoreError> {
+        to_item(self)
+    }
+}
+
+impl Store {
+    pub async fn put_audit_record(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        self.client()
+            .put_item()
+            .table_name(&self.tables().audit)
+            .set_item(Some(record.item()?))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// The newest `limit` records of a tenant, or of one of its users, newest first.
+    pub async fn list_audit_records(
+        &self,
+        tenant: &TenantId,
+        user: Option<&UserId>,
+        limit: i32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let query = self
+            .client()
+            .query()
+            .table_name(&self.tables().audit)
+            .scan_index_forward(false)
+            .limit(limit);
+        let query = match user {
+            Some(user) => query
+                .index_name(AUDIT_USER_INDEX)
+                .key_condition_expression("tenant_user = :key")
+                .expression_attribute_values(":key", s(tenant_user_key(tenant, user))),
+            None => query
+                .key_condition_expression("tenant_id = :key")
+                .expression_attribute_values(":key", s(tenant.to_string())),
+        };
+        let out = query.send().await.map_err(classify)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_keys_sort_by_time() {
+        let earlier = AuditRecord::event_key(999_999_999);
+        let later = AuditRecord::event_key(1_800_000_000);
+        assert!(earlier < later);
+        assert_eq!(earlier.split('#').next().map(str::len), Some(11));
+    }
+}

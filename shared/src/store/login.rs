@@ -1,0 +1,93 @@
+//! The end of a passwordless login as one transaction: the challenge is consumed, the
+//! credential's use recorded, the device trusted, the session opened and the audit record
+//! written together, or none of them is. A replayed or concurrent completion therefore cannot
+//! leave a second session behind.
+
+use std::time::Duration;
+
+use super::challenges::consume_write;
+use super::credentials::{credential_use_write, transaction_reasons};
+use super::{
+    classify, to_item, transact_put, AuditRecord, ConsumeChallenge, CredentialRecord,
+    CredentialUse, DeviceSighting, SessionRecord, Store, StoreError,
+};
+
+/// Attempts when DynamoDB cancels the transaction because another one touched the same
+/// credential or device item at the same moment (two logins of one user).
+const CONFLICT_ATTEMPTS: u32 = 4;
+
+pub struct LoginCommit<'a> {
+    pub challenge: ConsumeChallenge<'a>,
+    pub credential: &'a CredentialRecord,
+    pub used: &'a CredentialUse,
+    pub device: &'a DeviceSighting,
+    pub session: &'a SessionRecord,
+    pub audit: &'a AuditRecord,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoginCommitOutcome {
+    Committed,
+    /// The challenge was consumed (or expired) in the meantime: nothing was written.
+    ChallengeGone,
+    /// The credential was deleted in the meantime: nothing was written.
+    CredentialGone,
+}
+
+impl Store {
+    pub async fn commit_login(
+        &self,
+        commit: &LoginCommit<'_>,
+    ) -> Result<LoginCommitOutcome, StoreError> {
+        let tables = self.tables();
+        let items = vec![
+            consume_write(&commit.challenge).transact_delete(&tables.challenges)?,
+            credential_use_write(commit.credential, commit.used)
+                .transact_update(&tables.credentials)?,
+            commit.device.upsert().transact_update(&tables.devices)?,
+            transact_put(
+                &tables.sessions,
+                to_item(commit.session)?,
+                "attribute_not_exists(session_id)",
+            )?,
+            transact_put(
+                &tables.audit,
+                commit.audit.item()?,
+                "attribute_not_exists(event_key)",
+            )?,
+        ];
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .client()
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(LoginCommitOutcome::Committed),
+                Err(err) => err,
+            };
+            let Some(reasons) = transaction_reasons(&err) else {
+                return Err(classify(err));
+            };
+            let reason = |i: usize| reasons.get(i).map(String::as_str);
+            if reason(0) == Some("ConditionalCheckFailed") {
+                return Ok(LoginCommitOutcome::ChallengeGone);
+            }
+            if reason(1) == Some("ConditionalCheckFailed") {
+                return Ok(LoginCommitOutcome::CredentialGone);
+            }
+            let conflict = reasons.iter().any(|r| r == "TransactionConflict");
+            if !conflict || attempt >= CONFLICT_ATTEMPTS {
+                return Err(if conflict {
+                    StoreError::Unavailable(format!("transaction conflicts: {reasons:?}"))
+                } else {
+                    StoreError::TransactionCanceled(reasons)
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
+            attempt += 1;
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Passwordless sessions. The refresh token itself is never stored: only its SHA-256, plus the
+//! hashes of the tokens it replaced, so that a replaced token coming back is recognised as
+//! stolen. `expires_at` (TTL) is the end of the current refresh token's lifetime and is also
+//! checked on every read.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use super::{classify, condition_held, from_item, n, s, Item, Store, StoreError, Write};
+use crate::ids::{CredentialId, SessionId, TenantId, UserId};
+
+/// Replaced refresh-token hashes kept per session for reuse detection; older ones are
+/// forgotten (a token that old is refused as unknown, without revoking the session).
+pub const MAX_PREVIOUS_TOKENS: usize = 50;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub session_id: SessionId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    /// The credential the session was opened with.
+    pub credential_id: CredentialId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_hash: Option<String>,
+    /// RFC 8176 methods of the login, repeated in every access token of the session.
+    pub amr: Vec<String>,
+    /// When the user authenticated (the access tokens' `auth_time`).
+    pub auth_time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refreshed_at: Option<i64>,
+    pub refresh_token_hash: String,
+    #[serde(default)]
+    pub previous_token_hashes: Vec<String>,
+    /// How many times the refresh token was rotated.
+    #[serde(default)]
+    pub rotations: u32,
+    pub expires_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
+    /// `logout`, `refresh_token_reuse` or `user_deleted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
+}
+
+impl SessionRecord {
+    pub fn is_live(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// Replacing the session's refresh token by a new one.
+#[derive(Clone, Debug)]
+pub struct Rotation<'a> {
+    pub session: &'a SessionRecord,
+    pub new_hash: String,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+fn session_key(id: &SessionId) -> Item {
+    let mut key = Item::new();
+    key.insert("session_id".into(), s(id.to_string()));
+    key
+}
+
+impl Store {
+    pub async fn get_session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(&self.tables().sessions)
+            .set_key(Some(session_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// Swaps the refresh token, only if the presented one is still the current one and the
+    /// session is live: of two concurrent refreshes with one token, exactly one succeeds.
+    pub async fn rotate_refresh_token(&self, rotation: &Rotation<'_>) -> Result<bool, StoreError> {
+        let session = rotation.session;
+        let mut previous = session.previous_token_hashes.clone();
+        previous.push(session.refresh_token_hash.clone());
+        let excess = previous.len().saturating_sub(MAX_PREVIOUS_TOKENS);
+        previous.drain(..excess);
+        let write = Write {
+            update: Some(
+                "SET #hash = :new, #previous = :previous, #last = :now, #exp = :exp \
+                 ADD #rotations :one"
+                    .into(),
+            ),
+            condition: Some(
+                "#hash = :old AND attribute_not_exists(#revoked) AND #exp > :now".into(),
+            ),
+            ..Write::new(session_key(&session.session_id))
+        }
+        .name("#hash", "refresh_token_hash")
+        .name("#previous", "previous_token_hashes")
+        .name("#last", "last_refreshed_at")
+        .name("#exp", "expires_at")
+        .name("#rotations", "rotations")
+        .name("#revoked", "revoked_at")
+        .value(":new", s(&rotation.new_hash))
+        .value(":old", s(&session.refresh_token_hash))
+        .value(
+            ":previous",
+            AttributeValue::L(previous.into_iter().map(s).collect()),
+        )
+        .value(":now", n(rotation.now))
+        .value(":exp", n(rotation.expires_at))
+        .value(":one", n(1));
+        condition_held(
+            write
+                .update_item(self.client(), &self.tables().sessions)
+                .await,
+        )
+    }
+
+    /// Marks a session revoked; `false` if it does not exist or was already revoked. The item
+    /// stays until its TTL so later uses of its tokens are still recognised.
+    pub async fn revoke_session(
+        &self,
+        id: &SessionId,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let write = Write {
+            update: Some("SET #revoked = :now, #reason = :reason".into()),
+            condition: Some(
+                "attribute_exists(session_id) AND attribute_not_exists(#revoked)".into(),
+            ),
+            ..Write::new(session_key(id))
+        }
+        .name("#revoked", "revoked_at")
+        .name("#reason", "revoked_reason")
+        .value(":now", n(now))
+        .value(":reason", s(reason));
+        condition_held(
+            write
+                .update_item(self.client(), &self.tables().sessions)
+                .await,
+        )
+    }
+}
