@@ -63,6 +63,23 @@ pub enum Command {
     /// MFA challenges, as the primary login creates them.
     #[command(subcommand, name = "mfa-challenge")]
     MfaChallenge(MfaChallengeCommand),
+    /// Audit records of authentication outcomes.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// The newest records of a tenant, or of one of its users, newest first.
+    List {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        user: Option<UserId>,
+        /// How many records at most.
+        #[arg(long, default_value_t = 50)]
+        limit: i32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -98,6 +115,16 @@ pub enum TenantCommand {
         challenge_timeout_secs: u32,
         #[arg(long = "token-ttl", default_value_t = 900)]
         token_ttl_secs: u32,
+        /// Passwordless login answers an unknown e-mail like a wrong credential (401) instead
+        /// of 404 USER_NOT_FOUND. Clients must then send X-Tenant-ID.
+        #[arg(long = "conceal-unknown-users")]
+        conceal_unknown_users: bool,
+        /// Lifetime of passwordless refresh tokens, in seconds (default 30 days).
+        #[arg(long = "refresh-token-ttl", default_value_t = 30 * 86_400)]
+        refresh_token_ttl_secs: u32,
+        /// Days audit records are kept.
+        #[arg(long = "audit-retention-days", default_value_t = 365)]
+        audit_retention_days: u32,
     },
 }
 
@@ -259,6 +286,9 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             user_verification,
             challenge_timeout_secs,
             token_ttl_secs,
+            conceal_unknown_users,
+            refresh_token_ttl_secs,
+            audit_retention_days,
         }) => {
             let mut tenant = Tenant::new(&name, &rp_id, origins, now);
             if !methods.is_empty() {
@@ -267,6 +297,9 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             tenant.user_verification = user_verification;
             tenant.challenge_timeout_secs = challenge_timeout_secs;
             tenant.token_ttl_secs = token_ttl_secs;
+            tenant.conceal_unknown_users = conceal_unknown_users;
+            tenant.refresh_token_ttl_secs = refresh_token_ttl_secs;
+            tenant.audit_retention_days = audit_retention_days;
             tenant.validate()?;
             ctx.store.create_tenant(&tenant).await.map_err(store_err)?;
             Ok(json!({ "tenant_id": tenant.tenant_id }))
@@ -385,6 +418,21 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
                 .await
                 .map_err(store_err)?;
             Ok(json!({ "challenge_id": id }))
+        }
+        Command::Audit(AuditCommand::List {
+            tenant,
+            user,
+            limit,
+        }) => {
+            if !(1..=1000).contains(&limit) {
+                return Err("limit must be between 1 and 1000".into());
+            }
+            let records = ctx
+                .store
+                .list_audit_records(&tenant, user.as_ref(), limit)
+                .await
+                .map_err(store_err)?;
+            serde_json::to_value(records).map_err(|e| e.to_string())
         }
         Command::Key(KeyCommand::Jwks { key }) => {
             let key = read_signing_key_file(&key)?;

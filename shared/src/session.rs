@@ -5,15 +5,18 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::Serialize;
+use lambda_http::Request;
+use serde::{Deserialize, Serialize};
 
+use crate::audit::Audit;
 use crate::crypto::{constant_time_eq, random_bytes, sha256_hex};
 use crate::error::ApiError;
 use crate::ids::{SessionId, UserId};
 use crate::jwt::Claims;
 use crate::mfa::TokenIssuer;
-use crate::store::SessionRecord;
-use crate::tenant::Tenant;
+use crate::http::optional_tenant_header;
+use crate::store::{SessionRecord, Store};
+use crate::tenant::{ensure_same_tenant, Tenant};
 
 const REFRESH_TOKEN_PREFIX: &str = "rt1_";
 const SECRET_BYTES: usize = 32;
@@ -110,6 +113,60 @@ pub struct TokenData {
     pub email: String,
     pub display_name: String,
     pub message: &'static str,
+}
+
+/// The session a presented refresh token names, and how the token relates to it. Fills the
+/// audit context, and checks an `X-Tenant-ID` header against the session's tenant.
+pub async fn find_session(
+    store: &Store,
+    req: &Request,
+    token: &str,
+    audit: &mut Audit,
+) -> Result<(SessionRecord, TokenMatch), ApiError> {
+    let header = optional_tenant_header(req)?;
+    audit.tenant = header;
+    let id = session_of(token).ok_or_else(invalid_refresh_token)?;
+    let session = store
+        .get_session(&id)
+        .await?
+        .ok_or_else(invalid_refresh_token)?;
+    audit.tenant = Some(session.tenant_id);
+    audit.user = Some(session.user_id);
+    audit.session = Some(id);
+    audit.credential = Some(session.credential_id.clone());
+    audit.device_hash = session.device_hash.clone();
+    if let Some(tenant) = store.get_tenant(&session.tenant_id).await? {
+        audit.tenant(&tenant);
+    }
+    if let Some(header) = header {
+        ensure_same_tenant(&header, &session.tenant_id)?;
+    }
+    let matched = match_token(&session, &hash_refresh_token(token));
+    Ok((session, matched))
+}
+
+/// A replaced refresh token came back: whoever holds the session's tokens cannot be told from
+/// the thief, so the whole session ends.
+pub async fn revoke_for_reuse(
+    store: &Store,
+    session: &SessionRecord,
+    now: i64,
+) -> Result<ApiError, ApiError> {
+    store
+        .revoke_session(&session.session_id, "refresh_token_reuse", now)
+        .await?;
+    tracing::warn!(
+        event = "refresh_token_reuse",
+        session_id = %session.session_id,
+        "a replaced refresh token was presented; session revoked"
+    );
+    Ok(refresh_token_reused())
+}
+
+/// The `{"refresh_token"}` body of refresh and logout.
+#[derive(Deserialize)]
+pub struct RefreshTokenRequest {
+    pub refresh_token: String,
 }
 
 pub fn invalid_refresh_token() -> ApiError {

@@ -8,9 +8,12 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::clock::rfc3339;
 use shared::codes::{BackupCodeHasher, LOCKOUT_SECS, MAX_FAILED_ATTEMPTS};
+use shared::audit::{Audit, AuditEvent};
 use shared::config::ConfigError;
 use shared::error::ApiError;
-use shared::http::{json_body, json_response, request_id, respond, ApiResult};
+use shared::http::{
+    json_body, json_response, optional_tenant_header, request_id, respond, ApiResult,
+};
 use shared::mfa::{
     challenge_not_found, check_optional_tenant_header, conclude, parse_challenge_id, TokenIssuer,
 };
@@ -45,7 +48,14 @@ struct CompleteRequest {
 
 #[instrument(skip_all, fields(request_id = %request_id(&req), tenant_id, user_id))]
 pub async fn handler(state: &State, req: Request) -> Response<Body> {
-    respond(backup_code_complete(state, &req).await)
+    let mut audit = Audit::new(AuditEvent::MfaBackupCode, &req);
+    audit.method = Some("backup_code".into());
+    let result = backup_code_complete(state, &req, &mut audit).await;
+    let outcome = result.as_ref().map(|_| ());
+    audit
+        .write(&state.common.store, outcome, state.common.now())
+        .await;
+    respond(result)
 }
 
 fn wrong_code() -> ApiError {
@@ -63,9 +73,10 @@ fn locked(until: i64) -> ApiError {
     }
 }
 
-async fn backup_code_complete(state: &State, req: &Request) -> ApiResult {
+async fn backup_code_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let common = &state.common;
     let now = common.now();
+    audit.tenant = optional_tenant_header(req).ok().flatten();
     let body: CompleteRequest = json_body(req)?;
     let key = ChallengeKind::Mfa.key(&parse_challenge_id(&body.challenge_id)?);
     let code_chars = body.code.trim().chars().count();
@@ -92,6 +103,8 @@ async fn backup_code_complete(state: &State, req: &Request) -> ApiResult {
     let span = Span::current();
     span.record("tenant_id", tracing::field::display(tenant_id));
     span.record("user_id", tracing::field::display(user_id));
+    audit.tenant = Some(tenant_id);
+    audit.user = Some(user_id);
     check_optional_tenant_header(req, &tenant_id)?;
 
     let (tenant, codes, credentials) = tokio::try_join!(
@@ -100,6 +113,7 @@ async fn backup_code_complete(state: &State, req: &Request) -> ApiResult {
         store.list_credentials(&tenant_id, &user_id),
     )?;
     let tenant = found(tenant, "tenant_not_found", "the tenant does not exist")?;
+    audit.tenant(&tenant);
     let codes = codes.ok_or_else(wrong_code)?;
     if let Some(until) = codes.locked_until(now) {
         return Err(locked(until));

@@ -5,9 +5,12 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
+use shared::audit::{Audit, AuditEvent};
 use shared::config::ConfigError;
 use shared::error::ApiError;
-use shared::http::{json_body, json_response, request_id, respond, ApiResult};
+use shared::http::{
+    json_body, json_response, optional_tenant_header, request_id, respond, ApiResult,
+};
 use shared::ids::CredentialId;
 use shared::mfa::{
     challenge_not_found, check_optional_tenant_header, conclude, parse_challenge_id, MfaCeremony,
@@ -44,15 +47,23 @@ struct CompleteRequest {
 
 #[instrument(skip_all, fields(request_id = %request_id(&req), tenant_id, user_id, credential_id))]
 pub async fn handler(state: &State, req: Request) -> Response<Body> {
-    respond(mfa_complete(state, &req).await)
+    let mut audit = Audit::new(AuditEvent::MfaWebauthn, &req);
+    let result = mfa_complete(state, &req, &mut audit).await;
+    let outcome = result.as_ref().map(|_| ());
+    audit
+        .write(&state.common.store, outcome, state.common.now())
+        .await;
+    respond(result)
 }
 
-async fn mfa_complete(state: &State, req: &Request) -> ApiResult {
+async fn mfa_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let common = &state.common;
     let now = common.now();
+    audit.tenant = optional_tenant_header(req).ok().flatten();
     let body: CompleteRequest = json_body(req)?;
     let key = ChallengeKind::Mfa.key(&parse_challenge_id(&body.challenge_id)?);
     let presented = CredentialId::from_bytes(body.credential.raw_id.clone());
+    audit.credential = Some(presented.clone());
     let store = &common.store;
 
     let challenge = store
@@ -71,12 +82,15 @@ async fn mfa_complete(state: &State, req: &Request) -> ApiResult {
     span.record("tenant_id", tracing::field::display(challenge.tenant_id));
     span.record("user_id", tracing::field::display(challenge.user_id));
     span.record("credential_id", tracing::field::display(&presented));
+    audit.tenant = Some(challenge.tenant_id);
+    audit.user = Some(challenge.user_id);
     check_optional_tenant_header(req, &challenge.tenant_id)?;
 
     let ceremony: MfaCeremony =
         serde_json::from_str(challenge.state.as_deref().unwrap_or_default())
             .map_err(|e| ApiError::internal(format!("stored MFA state: {e}")))?;
     let tenant = &ceremony.tenant;
+    audit.tenant(tenant);
     let result = match finish_authentication(tenant, &ceremony.auth, &body.credential) {
         Ok(result) => result,
         Err(err) => return Err(explain_failure(store, &challenge, &presented, err).await),
@@ -86,6 +100,7 @@ async fn mfa_complete(state: &State, req: &Request) -> ApiResult {
         .iter()
         .find(|c| c.credential_id.as_bytes() == result.cred_id().as_slice())
         .ok_or_else(|| ApiError::internal("verified credential is not in the MFA state"))?;
+    audit.method = Some(record.method_type.as_str().to_owned());
 
     let regressed = counter_regressed(record, &result);
     if regressed {

@@ -1,0 +1,103 @@
+//! `POST /api/v1/auth/refresh` `{"refresh_token"}`: rotation. The presented token is replaced
+//! by a new one and a new access token is issued; the replaced token's hash is remembered, and
+//! if it is ever presented again the whole session is revoked (the token was copied).
+
+use lambda_http::{Body, Request, Response};
+use shared::audit::{Audit, AuditEvent};
+use shared::config::ConfigError;
+use shared::http::{json_body, request_id, respond_v1, v1_ok, ApiResult};
+use shared::mfa::TokenIssuer;
+use shared::session::{
+    access_token, find_session, hash_refresh_token, invalid_refresh_token, match_token,
+    new_refresh_token, revoke_for_reuse, RefreshTokenRequest, TokenData, TokenMatch,
+};
+use shared::state::Common;
+use shared::store::Rotation;
+use tracing::instrument;
+
+const MESSAGE: &str = "Token refreshed";
+
+pub struct State {
+    pub common: Common,
+    pub issuer: TokenIssuer,
+}
+
+impl State {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            issuer: TokenIssuer::from_env()?,
+            common: Common::from_env().await?,
+        })
+    }
+}
+
+#[instrument(skip_all, fields(request_id = %request_id(&req)))]
+pub async fn handler(state: &State, req: Request) -> Response<Body> {
+    let mut audit = Audit::new(AuditEvent::TokenRefresh, &req);
+    let result = refresh(state, &req, &mut audit).await;
+    let outcome = result.as_ref().map(|_| ());
+    audit
+        .write(&state.common.store, outcome, state.common.now())
+        .await;
+    respond_v1(result)
+}
+
+async fn refresh(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
+    let common = &state.common;
+    let now = common.now();
+    let store = &common.store;
+    let body: RefreshTokenRequest = json_body(req)?;
+    let (session, matched) = find_session(store, req, &body.refresh_token, audit).await?;
+    match matched {
+        TokenMatch::Unknown => return Err(invalid_refresh_token()),
+        TokenMatch::Replaced => return Err(revoke_for_reuse(store, &session, now).await?),
+        TokenMatch::Current if !session.is_live(now) => return Err(invalid_refresh_token()),
+        TokenMatch::Current => {}
+    }
+
+    let (tenant, user) = tokio::try_join!(
+        store.get_tenant(&session.tenant_id),
+        store.get_user(&session.tenant_id, &session.user_id),
+    )?;
+    let (Some(tenant), Some(user)) = (tenant, user) else {
+        store
+            .revoke_session(&session.session_id, "user_deleted", now)
+            .await?;
+        return Err(invalid_refresh_token());
+    };
+
+    let next = new_refresh_token(&session.session_id)?;
+    let rotated = store
+        .rotate_refresh_token(&Rotation {
+            session: &session,
+            new_hash: next.hash.clone(),
+            now,
+            expires_at: now + i64::from(tenant.refresh_token_ttl_secs),
+        })
+        .await?;
+    if !rotated {
+        // Another request rotated (or revoked) the session between our read and write. If it
+        // was rotated with this very token, the token was used twice.
+        let presented = hash_refresh_token(&body.refresh_token);
+        return match store.get_session(&session.session_id).await? {
+            Some(now_stored) if match_token(&now_stored, &presented) == TokenMatch::Replaced => {
+                Err(revoke_for_reuse(store, &now_stored, now).await?)
+            }
+            _ => Err(invalid_refresh_token()),
+        };
+    }
+    let (access, _) = access_token(&state.issuer, &tenant, &session, now)?;
+    Ok(v1_ok(
+        &TokenData {
+            access_token: access,
+            refresh_token: next.token,
+            token_type: "bearer",
+            expires_in: tenant.token_ttl_secs,
+            user_id: user.user_id,
+            email: user.email,
+            display_name: user.display_name,
+            message: MESSAGE,
+        },
+        MESSAGE,
+    ))
+}
