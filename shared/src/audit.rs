@@ -176,11 +176,15 @@ mod tests {
     #[test]
     fn codes_follow_the_surface_style() {
         let err = ApiError::not_found("user_not_found", "no");
-        let v1 = audit(AuditEvent::PasswordlessLogin).record(Err(&err), 10).unwrap();
+        let v1 = audit(AuditEvent::PasswordlessLogin)
+            .record(Err(&err), 10)
+            .unwrap();
         assert_eq!(v1.code.as_deref(), Some("USER_NOT_FOUND"));
         assert_eq!(v1.outcome, "failure");
         assert_eq!(v1.expires_at, 10 + 86_400);
-        let mfa = audit(AuditEvent::MfaWebauthn).record(Err(&err), 10).unwrap();
+        let mfa = audit(AuditEvent::MfaWebauthn)
+            .record(Err(&err), 10)
+            .unwrap();
         assert_eq!(mfa.code.as_deref(), Some("user_not_found"));
         let ok = audit(AuditEvent::MfaWebauthn).record(Ok(()), 10).unwrap();
         assert_eq!((ok.outcome.as_str(), ok.code), ("success", None));

@@ -42,7 +42,10 @@ pub fn fingerprint(
                 format!("text:{}", String::from_utf8_lossy(raw).trim()),
             ),
         },
-        None => ("user_agent", format!("ua:{}", user_agent.unwrap_or_default())),
+        None => (
+            "user_agent",
+            format!("ua:{}", user_agent.unwrap_or_default()),
+        ),
     };
     DeviceFingerprint {
         hash: sha256_hex(format!("{tenant}\n{material}").as_bytes()),
@@ -86,12 +89,16 @@ mod tests {
     fn key_order_and_spacing_do_not_change_the_device() {
         let t = TenantId::new_random();
         let a = fingerprint(
-            &request(Some(br#"{"screen":"1920x1080","tz":"UTC","n":{"b":1,"a":2}}"#)),
+            &request(Some(
+                br#"{"screen":"1920x1080","tz":"UTC","n":{"b":1,"a":2}}"#,
+            )),
             &t,
             None,
         );
         let b = fingerprint(
-            &request(Some(br#"{ "tz": "UTC", "n": {"a":2, "b":1}, "screen": "1920x1080" }"#)),
+            &request(Some(
+                br#"{ "tz": "UTC", "n": {"a":2, "b":1}, "screen": "1920x1080" }"#,
+            )),
             &t,
             None,
         );

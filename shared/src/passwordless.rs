@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use webauthn_rs_proto::{AllowCredentials, PublicKeyCredentialRequestOptions, UserVerificationPolicy};
+use webauthn_rs_proto::{
+    AllowCredentials, PublicKeyCredentialRequestOptions, UserVerificationPolicy,
+};
 
 use crate::crypto::{hmac_sha256, random_bytes};
 use crate::error::ApiError;
@@ -36,9 +38,14 @@ pub struct LoginCeremony {
 /// Whom an e-mail address names.
 #[derive(Debug)]
 pub enum LoginUser {
-    Known { tenant: Tenant, user: UserRecord },
+    Known {
+        tenant: Tenant,
+        user: UserRecord,
+    },
     /// No such user in a tenant that conceals it: answered like a wrong credential.
-    Concealed { tenant: Tenant },
+    Concealed {
+        tenant: Tenant,
+    },
 }
 
 impl LoginUser {
@@ -106,10 +113,9 @@ pub async fn resolve_user(
             let users = store
                 .find_users_by_email(email, MAX_TENANTS_PER_EMAIL)
                 .await?;
-            let tenants = futures::future::try_join_all(
-                users.iter().map(|u| store.get_tenant(&u.tenant_id)),
-            )
-            .await?;
+            let tenants =
+                futures::future::try_join_all(users.iter().map(|u| store.get_tenant(&u.tenant_id)))
+                    .await?;
             let mut visible: Vec<(Tenant, UserRecord)> = tenants
                 .into_iter()
                 .zip(users)

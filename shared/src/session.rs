@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::audit::Audit;
 use crate::crypto::{constant_time_eq, random_bytes, sha256_hex};
 use crate::error::ApiError;
+use crate::http::optional_tenant_header;
 use crate::ids::{SessionId, UserId};
 use crate::jwt::Claims;
 use crate::mfa::TokenIssuer;
-use crate::http::optional_tenant_header;
 use crate::store::{SessionRecord, Store};
 use crate::tenant::{ensure_same_tenant, Tenant};
 
@@ -74,7 +74,9 @@ pub fn match_token(session: &SessionRecord, presented_hash: &str) -> TokenMatch 
     let replaced = session
         .previous_token_hashes
         .iter()
-        .fold(false, |found, h| found | constant_time_eq(h, presented_hash));
+        .fold(false, |found, h| {
+            found | constant_time_eq(h, presented_hash)
+        });
     if replaced {
         TokenMatch::Replaced
     } else {

@@ -97,7 +97,9 @@ pub struct TenantSecret(String);
 
 impl TenantSecret {
     pub fn generate() -> Result<Self, ApiError> {
-        Ok(Self(crate::crypto::hex(&crate::crypto::random_bytes::<32>()?)))
+        Ok(Self(crate::crypto::hex(
+            &crate::crypto::random_bytes::<32>()?,
+        )))
     }
 
     pub fn as_bytes(&self) -> &[u8] {

@@ -56,7 +56,9 @@ async fn begin(state: &State, req: &Request) -> ApiResult {
     let credentials = match &login {
         LoginUser::Known { user, .. } => {
             span.record("user_id", tracing::field::display(user.user_id));
-            store.list_credentials(&tenant.tenant_id, &user.user_id).await?
+            store
+                .list_credentials(&tenant.tenant_id, &user.user_id)
+                .await?
         }
         LoginUser::Concealed { .. } => Vec::new(),
     };

@@ -6,9 +6,9 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
+use shared::audit::{Audit, AuditEvent};
 use shared::clock::rfc3339;
 use shared::codes::{BackupCodeHasher, LOCKOUT_SECS, MAX_FAILED_ATTEMPTS};
-use shared::audit::{Audit, AuditEvent};
 use shared::config::ConfigError;
 use shared::error::ApiError;
 use shared::http::{

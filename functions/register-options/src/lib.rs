@@ -73,7 +73,10 @@ async fn register_options(state: &State, req: &Request) -> ApiResult {
 
     let started = start_registration(&tenant, &user, method, &existing)?;
     let pending = ChallengeRecord {
-        challenge_key: ChallengeRecord::ceremony_key(ChallengeKind::Registration, &started.challenge),
+        challenge_key: ChallengeRecord::ceremony_key(
+            ChallengeKind::Registration,
+            &started.challenge,
+        ),
         kind: ChallengeKind::Registration,
         tenant_id: tenant.tenant_id,
         user_id: user.user_id,

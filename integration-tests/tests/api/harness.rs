@@ -142,6 +142,10 @@ pub struct TestApp {
     pub mfa_complete: mfa_complete::State,
     pub backup_code_complete: backup_code_complete::State,
     pub jwks: jwks::State,
+    pub authenticate_begin: authenticate_begin::State,
+    pub authenticate_complete: authenticate_complete::State,
+    pub auth_refresh: auth_refresh::State,
+    pub auth_logout: auth_logout::State,
 }
 
 impl TestApp {
@@ -196,10 +200,22 @@ impl TestApp {
                 issuer: issuer(&env.signing_pem),
             },
             backup_code_complete: backup_code_complete::State {
-                common,
+                common: common.clone(),
                 issuer: issuer(&env.signing_pem),
                 backup_codes: BackupCodeHasher::new(PEPPER).expect("pepper"),
             },
+            authenticate_begin: authenticate_begin::State {
+                common: common.clone(),
+            },
+            authenticate_complete: authenticate_complete::State {
+                common: common.clone(),
+                issuer: issuer(&env.signing_pem),
+            },
+            auth_refresh: auth_refresh::State {
+                common: common.clone(),
+                issuer: issuer(&env.signing_pem),
+            },
+            auth_logout: auth_logout::State { common },
             jwks: jwks::State::new(&jwks_json, &settings()).expect("jwks state"),
         };
         // Best effort: a store that is down on purpose has no tenant.
@@ -395,6 +411,80 @@ impl TestApp {
     }
 }
 
+/// The `/api/v1` passwordless surface.
+impl TestApp {
+    /// `X-Tenant-ID` of this app's tenant, as a client of a concealing tenant sends it.
+    pub fn tenant_headers(&self) -> Vec<(String, String)> {
+        vec![("x-tenant-id".into(), self.tenant.tenant_id.to_string())]
+    }
+
+    pub async fn login_begin(&self, headers: &[(String, String)], email: &str) -> Reply {
+        let body = json!({ "email": email }).to_string();
+        let req = api_request(
+            "/api/v1/webauthn/authenticate/begin",
+            &[],
+            headers,
+            Some(body),
+        );
+        Reply::from(authenticate_begin::handler(&self.authenticate_begin, req).await)
+    }
+
+    pub async fn login_complete_raw(&self, headers: &[(String, String)], body: String) -> Reply {
+        let req = api_request(
+            "/api/v1/webauthn/authenticate/complete",
+            &[],
+            headers,
+            Some(body),
+        );
+        Reply::from(authenticate_complete::handler(&self.authenticate_complete, req).await)
+    }
+
+    pub async fn login_complete(
+        &self,
+        headers: &[(String, String)],
+        email: &str,
+        credential: &Value,
+    ) -> Reply {
+        let body = json!({ "credential": credential, "email": email }).to_string();
+        self.login_complete_raw(headers, body).await
+    }
+
+    /// Begin (with this tenant's header) → the authenticator's assertion for the options.
+    pub async fn login_assertion(&self, email: &str, authenticator: &mut Authenticator) -> Value {
+        let begun = self.login_begin(&self.tenant_headers(), email).await;
+        assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
+        authenticator
+            .authenticate(&begun.body["data"]["options"], ORIGIN)
+            .expect("authenticator signs")
+    }
+
+    /// A whole passwordless login of `user` with `extra` headers; returns the completion reply.
+    pub async fn passwordless_login(
+        &self,
+        user: &UserRecord,
+        authenticator: &mut Authenticator,
+        extra: &[(String, String)],
+    ) -> Reply {
+        let credential = self.login_assertion(&user.email, authenticator).await;
+        let mut headers = self.tenant_headers();
+        headers.extend_from_slice(extra);
+        self.login_complete(&headers, &user.email, &credential)
+            .await
+    }
+
+    pub async fn refresh(&self, headers: &[(String, String)], token: &str) -> Reply {
+        let body = json!({ "refresh_token": token }).to_string();
+        let req = api_request("/api/v1/auth/refresh", &[], headers, Some(body));
+        Reply::from(auth_refresh::handler(&self.auth_refresh, req).await)
+    }
+
+    pub async fn logout(&self, headers: &[(String, String)], token: &str) -> Reply {
+        let body = json!({ "refresh_token": token }).to_string();
+        let req = api_request("/api/v1/auth/logout", &[], headers, Some(body));
+        Reply::from(auth_logout::handler(&self.auth_logout, req).await)
+    }
+}
+
 pub fn auth_headers(token: &str, tenant: &TenantId) -> Vec<(String, String)> {
     vec![
         ("authorization".into(), format!("Bearer {token}")),
@@ -493,6 +583,24 @@ impl Reply {
         assert!(obj
             .keys()
             .all(|k| ["code", "message", "details", "notices"].contains(&k.as_str())));
+    }
+}
+
+impl Reply {
+    /// Asserts an `/api/v1` error: `{success: false, code, message, details?, notices?}`.
+    pub fn assert_v1_error(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.body["success"], false, "{}", self.body);
+        assert_eq!(self.body["code"], code, "{}", self.body);
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
+        let obj = self.body.as_object().expect("object");
+        assert!(obj.keys().all(|k| {
+            ["success", "code", "message", "details", "notices"].contains(&k.as_str())
+        }));
     }
 }
 

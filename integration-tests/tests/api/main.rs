@@ -5,5 +5,6 @@ mod cli;
 mod events;
 mod harness;
 mod mfa;
+mod passwordless;
 mod registration;
 mod tokens;

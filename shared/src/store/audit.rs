@@ -12,7 +12,8 @@ pub const AUDIT_USER_INDEX: &str = "user-index";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
     pub tenant_id: TenantId,
-    /// `<epoch seconds, 11 digits>#<uuid>`: sorts by time, unique within the tenant.
+    /// `<epoch seconds, 11 digits>#<UUIDv7>`: sorts by time (the v7 part orders events of one
+    /// second by the millisecond), unique within the tenant.
     pub event_key: String,
     /// `<tenant>#<user>` when the user is known: the `user-index` partition key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,7 +48,7 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     pub fn event_key(at: i64) -> String {
-        format!("{at:011}#{}", uuid::Uuid::new_v4())
+        format!("{at:011}#{}", uuid::Uuid::now_v7())
     }
 
     pub(crate) fn item(&self) -> Result<Item, StoreError> {

@@ -211,8 +211,8 @@ impl Store {
     }
 }
 
-/// The conditional delete that consumes a challenge, alone or inside a transaction.
-pub(crate) fn consume_write(expect: &ConsumeChallenge<'_>) -> Write {
+/// The conditional delete that consumes a challenge.
+fn consume_write(expect: &ConsumeChallenge<'_>) -> Write {
     let mut key = Item::new();
     key.insert("challenge_key".into(), s(expect.key));
     let mut condition =

@@ -1,11 +1,11 @@
-//! The end of a passwordless login as one transaction: the challenge is consumed, the
-//! credential's use recorded, the device trusted, the session opened and the audit record
-//! written together, or none of them is. A replayed or concurrent completion therefore cannot
-//! leave a second session behind.
+//! The end of a passwordless login. First the challenge is consumed by a conditional delete:
+//! of any number of concurrent completions exactly one gets past it, so a replay can never
+//! open a second session. Then one transaction records the credential's use, trusts the
+//! device, opens the session and writes the audit record: all of them or none. (Should that
+//! transaction fail, the login fails with its challenge spent; the client begins again.)
 
 use std::time::Duration;
 
-use super::challenges::consume_write;
 use super::credentials::{credential_use_write, transaction_reasons};
 use super::{
     classify, to_item, transact_put, AuditRecord, ConsumeChallenge, CredentialRecord,
@@ -30,7 +30,7 @@ pub enum LoginCommitOutcome {
     Committed,
     /// The challenge was consumed (or expired) in the meantime: nothing was written.
     ChallengeGone,
-    /// The credential was deleted in the meantime: nothing was written.
+    /// The credential was deleted in the meantime: only the challenge was consumed.
     CredentialGone,
 }
 
@@ -40,8 +40,14 @@ impl Store {
         commit: &LoginCommit<'_>,
     ) -> Result<LoginCommitOutcome, StoreError> {
         let tables = self.tables();
+        if self
+            .consume_challenge(commit.challenge.clone())
+            .await?
+            .is_none()
+        {
+            return Ok(LoginCommitOutcome::ChallengeGone);
+        }
         let items = vec![
-            consume_write(&commit.challenge).transact_delete(&tables.challenges)?,
             credential_use_write(commit.credential, commit.used)
                 .transact_update(&tables.credentials)?,
             commit.device.upsert().transact_update(&tables.devices)?,
@@ -71,11 +77,7 @@ impl Store {
             let Some(reasons) = transaction_reasons(&err) else {
                 return Err(classify(err));
             };
-            let reason = |i: usize| reasons.get(i).map(String::as_str);
-            if reason(0) == Some("ConditionalCheckFailed") {
-                return Ok(LoginCommitOutcome::ChallengeGone);
-            }
-            if reason(1) == Some("ConditionalCheckFailed") {
+            if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") {
                 return Ok(LoginCommitOutcome::CredentialGone);
             }
             let conflict = reasons.iter().any(|r| r == "TransactionConflict");

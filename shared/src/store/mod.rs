@@ -15,7 +15,7 @@ pub mod users;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -23,10 +23,10 @@ use serde::Serialize;
 use crate::config::TableNames;
 use crate::ids::{TenantId, UserId};
 
+pub use audit::AuditRecord;
 pub use backup_codes::{BackupCodesRecord, FailedCode};
 pub use challenges::{ChallengeKind, ChallengeRecord, ConsumeChallenge};
 pub use credentials::{CredentialRecord, CredentialUse, SaveCredentialOutcome};
-pub use audit::AuditRecord;
 pub use devices::{DeviceRecord, DeviceSighting};
 pub use login::{LoginCommit, LoginCommitOutcome};
 pub use sessions::{Rotation, SessionRecord};
@@ -160,18 +160,6 @@ impl Write {
             .build()
             .map_err(|e| StoreError::Rejected(e.to_string()))?;
         Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    pub fn transact_delete(&self, table: &str) -> Result<TransactWriteItem, StoreError> {
-        let delete = Delete::builder()
-            .table_name(table)
-            .set_key(Some(self.key.clone()))
-            .set_condition_expression(self.condition.clone())
-            .set_expression_attribute_names(self.names())
-            .set_expression_attribute_values(self.values())
-            .build()
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
-        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
     pub async fn update_item(&self, client: &Client, table: &str) -> Result<(), StoreError> {
