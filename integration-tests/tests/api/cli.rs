@@ -233,3 +233,108 @@ async fn invalid_tenants_are_refused_before_anything_is_written() {
     .await
     .is_err());
 }
+
+#[tokio::test]
+async fn operators_list_audit_records_per_tenant_and_user() {
+    let app = TestApp::new().await;
+    let ctx = context(&app);
+    let mut passkey = Authenticator::passkey();
+    let enrolled = app.enroll(&mut passkey, "webauthn_passkey", "laptop").await;
+    assert_eq!(enrolled.status, StatusCode::OK, "{}", enrolled.body);
+    let ok = app.passwordless_login(&app.user, &mut passkey, &[]).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    // A failure of an unknown address, filed under the tenant without a user.
+    app.login_complete(
+        &app.tenant_headers(),
+        "ghost@example.com",
+        &serde_json::json!({}),
+    )
+    .await;
+    let ghost = app
+        .login_begin(&app.tenant_headers(), "ghost@example.com")
+        .await;
+    assert_eq!(ghost.status, StatusCode::NOT_FOUND);
+
+    let tenant = app.tenant.tenant_id.to_string();
+    let user = app.user.user_id.to_string();
+    let mine = authctl(
+        &ctx,
+        &["audit", "list", "--tenant", &tenant, "--user", &user],
+    )
+    .await
+    .unwrap();
+    let mine = mine.as_array().unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["event"], "passwordless_login");
+    assert_eq!(mine[0]["outcome"], "success");
+    assert_eq!(mine[0]["user_id"], user.as_str());
+    let all = authctl(&ctx, &["audit", "list", "--tenant", &tenant])
+        .await
+        .unwrap();
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all[0]["code"], "AUTHENTICATION_COMPLETION_FAILED");
+    assert!(all[0].get("user_id").is_none());
+    let limited = authctl(
+        &ctx,
+        &["audit", "list", "--tenant", &tenant, "--limit", "1"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(limited.as_array().unwrap().len(), 1);
+    assert!(authctl(
+        &ctx,
+        &["audit", "list", "--tenant", &tenant, "--limit", "0"]
+    )
+    .await
+    .is_err());
+}
+
+#[tokio::test]
+async fn tenant_create_sets_the_passwordless_settings() {
+    let app = TestApp::new().await;
+    let ctx = context(&app);
+    let created = authctl(
+        &ctx,
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Quiet",
+            "--rp-id",
+            "localhost",
+            "--origin",
+            "http://localhost:3000",
+            "--conceal-unknown-users",
+            "--refresh-token-ttl",
+            "3600",
+            "--audit-retention-days",
+            "30",
+        ],
+    )
+    .await
+    .unwrap();
+    let id: TenantId = created["tenant_id"].as_str().unwrap().parse().unwrap();
+    let tenant = app.store.get_tenant(&id).await.unwrap().unwrap();
+    assert!(tenant.conceal_unknown_users);
+    assert_eq!(tenant.refresh_token_ttl_secs, 3600);
+    assert_eq!(tenant.audit_retention_days, 30);
+    assert!(!tenant.secret.is_empty());
+    let refused = authctl(
+        &ctx,
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Bad",
+            "--rp-id",
+            "localhost",
+            "--origin",
+            "http://localhost:3000",
+            "--refresh-token-ttl",
+            "10",
+        ],
+    )
+    .await;
+    assert!(refused.unwrap_err().contains("refresh token lifetime"));
+}

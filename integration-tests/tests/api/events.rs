@@ -1,14 +1,17 @@
 //! Every sample event in `events/` replays through its handler with the documented status.
 
 use lambda_http::http::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::harness::{Reply, TestApp};
+use crate::harness::{Authenticator, Reply, TestApp};
+
+fn load_json(name: &str) -> Value {
+    let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("event file")).expect("JSON")
+}
 
 fn load(name: &str, app: &TestApp) -> lambda_http::Request {
-    let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let mut event: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("event file")).expect("JSON");
+    let mut event = load_json(name);
     // Token-authenticated samples carry placeholders for a live deployment's token and tenant.
     if event["headers"].get("authorization").is_some() {
         event["headers"]["authorization"] = Value::String(format!("Bearer {}", app.token()));
@@ -71,6 +74,50 @@ async fn jwks_event_returns_the_keys() {
     let reply = Reply::from(jwks::handler(&app.jwks, load("jwks", &app)).await);
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["keys"][0]["kid"], app.key.kid());
+}
+
+#[tokio::test]
+async fn authenticate_begin_event_returns_options_for_an_enrolled_user() {
+    let app = TestApp::new().await;
+    let mut passkey = Authenticator::passkey();
+    let enrolled = app.enroll(&mut passkey, "webauthn_passkey", "laptop").await;
+    assert_eq!(enrolled.status, StatusCode::OK, "{}", enrolled.body);
+    let mut event = load_json("authenticate-begin");
+    // The sample's address, replaced by this test's user (in this test's tenant).
+    event["body"] = Value::String(json!({ "email": app.user.email }).to_string());
+    event["headers"]["x-tenant-id"] = Value::String(app.tenant.tenant_id.to_string());
+    let req = lambda_http::request::from_str(&event.to_string()).expect("event");
+    let reply = Reply::from(authenticate_begin::handler(&app.authenticate_begin, req).await);
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["success"], true);
+    assert_eq!(
+        reply.body["data"]["options"]["userVerification"],
+        "required"
+    );
+}
+
+#[tokio::test]
+async fn authenticate_complete_event_finds_no_user() {
+    let app = TestApp::new().await;
+    let reply = Reply::from(
+        authenticate_complete::handler(
+            &app.authenticate_complete,
+            load("authenticate-complete", &app),
+        )
+        .await,
+    );
+    reply.assert_v1_error(StatusCode::NOT_FOUND, "USER_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn refresh_and_logout_events_refuse_the_sample_token() {
+    let app = TestApp::new().await;
+    let refresh =
+        Reply::from(auth_refresh::handler(&app.auth_refresh, load("auth-refresh", &app)).await);
+    refresh.assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
+    let logout =
+        Reply::from(auth_logout::handler(&app.auth_logout, load("auth-logout", &app)).await);
+    logout.assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
 }
 
 #[test]

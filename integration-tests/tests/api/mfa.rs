@@ -652,3 +652,76 @@ async fn the_jwks_document_publishes_only_public_keys() {
 }
 
 use shared::ids::TenantId;
+
+#[tokio::test]
+async fn every_mfa_outcome_is_audited_without_secrets() {
+    let app = TestApp::new().await;
+    let mut key = Authenticator::security_key();
+    let enrolled = app.enroll(&mut key, FIDO, "key").await;
+    assert_eq!(enrolled.status, StatusCode::OK, "{}", enrolled.body);
+    let codes: Vec<String> = serde_json::from_value(enrolled.body["codes"].clone()).unwrap();
+
+    let ok = app.mfa_login(&app.user, &mut key).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let challenge = app.mfa_challenge(&app.user).await;
+    app.backup_code(&challenge, "0000-0000-0000")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_backup_code");
+    let challenge = app.mfa_challenge(&app.user).await;
+    let redeemed = app.backup_code(&challenge, &codes[0]).await;
+    assert_eq!(redeemed.status, StatusCode::OK, "{}", redeemed.body);
+    // An unknown challenge with the tenant header is filed under that tenant, without a user.
+    let headers = vec![("x-tenant-id".to_owned(), app.tenant.tenant_id.to_string())];
+    let (_, credential) = app.mfa_assertion(&app.user, &mut key).await;
+    let unknown = complete_body(&ChallengeId::new_random(), &credential);
+    app.mfa_complete(&headers, &unknown)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "challenge_not_found");
+
+    let records = app
+        .store
+        .list_audit_records(&app.tenant.tenant_id, Some(&app.user.user_id), 10)
+        .await
+        .unwrap();
+    let seen: Vec<(&str, &str, Option<&str>, Option<&str>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.event.as_str(),
+                r.outcome.as_str(),
+                r.code.as_deref(),
+                r.method.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("mfa_backup_code", "success", None, Some("backup_code")),
+            (
+                "mfa_backup_code",
+                "failure",
+                Some("invalid_backup_code"),
+                Some("backup_code")
+            ),
+            ("mfa_webauthn", "success", None, Some(FIDO)),
+        ]
+    );
+    assert!(records[2].credential_id.is_some());
+    assert_eq!(records[2].ip.as_deref(), Some("127.0.0.1"));
+    let raw = serde_json::to_string(&records).unwrap();
+    assert!(!raw.contains(ok.body["token"].as_str().unwrap()));
+    assert!(!raw.contains(&codes[0]));
+
+    let tenant_wide = app
+        .store
+        .list_audit_records(&app.tenant.tenant_id, None, 10)
+        .await
+        .unwrap();
+    let anonymous = tenant_wide
+        .iter()
+        .find(|r| r.user_id.is_none())
+        .expect("the unknown challenge is audited");
+    assert_eq!(anonymous.code.as_deref(), Some("challenge_not_found"));
+    assert_eq!(anonymous.event, "mfa_webauthn");
+}
