@@ -100,7 +100,8 @@ export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
 export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
 export TENANTS_TABLE=passkey-local-tenants USERS_TABLE=passkey-local-users
 export CREDENTIALS_TABLE=passkey-local-credentials CHALLENGES_TABLE=passkey-local-challenges
-export BACKUP_CODES_TABLE=passkey-local-backup-codes
+export BACKUP_CODES_TABLE=passkey-local-backup-codes SESSIONS_TABLE=passkey-local-sessions
+export DEVICES_TABLE=passkey-local-devices AUDIT_TABLE=passkey-local-audit
 export JWT_ISSUER="$api" JWT_AUDIENCE=passkey-local
 export RUST_LOG=info
 
@@ -154,7 +155,11 @@ for check in "POST /v1/users/me/mfa/webauthn/register 401" \
              "POST /v1/auth/mfa/webauthn/options 400" \
              "POST /v1/auth/mfa/webauthn/complete 400" \
              "POST /v1/auth/mfa/backup_code/complete 400" \
-             "GET /.well-known/jwks.json 200"; do
+             "GET /.well-known/jwks.json 200" \
+             "POST /api/v1/webauthn/authenticate/begin 400" \
+             "POST /api/v1/webauthn/authenticate/complete 400" \
+             "POST /api/v1/auth/refresh 400" \
+             "POST /api/v1/auth/logout 400"; do
   read -r method path expected <<<"$check"
   status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X "$method" "$api$path")" || true
   [ "$status" = "$expected" ] || say "warning: $method $path answered $status, expected $expected; see the log above"
@@ -179,6 +184,10 @@ cat <<EOF
    curl -s -X POST "$api/v1/users/me/mfa/webauthn/register/complete" \\
      -H "Authorization: Bearer \$TOKEN" -H "X-Tenant-ID: \$TENANT_ID" -H 'Content-Type: application/json' \\
      -d '{"credential": <PublicKeyCredential from the browser>, "device_name": "Laptop", "method_type": "webauthn_passkey"}'
+   # passwordless login (after enrolling a passkey), then its audit trail:
+   curl -s -X POST "$api/api/v1/webauthn/authenticate/begin" -H "X-Tenant-ID: \$TENANT_ID" \
+     -H 'Content-Type: application/json' -d '{"email": "demo@example.com"}'
+   target/debug/authctl audit list --tenant \$TENANT_ID
 ==================================================================================================
 
 EOF

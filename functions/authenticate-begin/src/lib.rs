@@ -12,7 +12,7 @@ use shared::config::ConfigError;
 use shared::error::ApiError;
 use shared::http::{json_body, optional_tenant_header, request_id, respond_v1, v1_ok, ApiResult};
 use shared::passwordless::{
-    concealed_options, parse_email, resolve_user, unknown_user, LoginCeremony, LoginUser,
+    concealed_options, parse_email, resolve_user, unknown_user, LoginCeremony,
 };
 use shared::state::Common;
 use shared::store::{ChallengeKind, ChallengeRecord};
@@ -53,15 +53,13 @@ async fn begin(state: &State, req: &Request) -> ApiResult {
     let span = Span::current();
     span.record("tenant_id", tracing::field::display(tenant.tenant_id));
 
-    let credentials = match &login {
-        LoginUser::Known { user, .. } => {
-            span.record("user_id", tracing::field::display(user.user_id));
-            store
-                .list_credentials(&tenant.tenant_id, &user.user_id)
-                .await?
-        }
-        LoginUser::Concealed { .. } => Vec::new(),
-    };
+    if let Some(user) = login.known() {
+        span.record("user_id", tracing::field::display(user.user_id));
+    }
+    // For a concealed user this reads the (empty) stand-in key: the same work as a real one.
+    let credentials = store
+        .list_credentials(&tenant.tenant_id, &login.user_id())
+        .await?;
     let (options, ceremony, user_id) = if credentials.is_empty() {
         if !tenant.conceal_unknown_users {
             return Err(ApiError::not_found(
