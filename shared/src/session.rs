@@ -117,14 +117,22 @@ pub struct TokenData {
     pub message: &'static str,
 }
 
-/// The session a presented refresh token names, and how the token relates to it. Fills the
-/// audit context, and checks an `X-Tenant-ID` header against the session's tenant.
+/// A refresh token's session, its tenant (`None` if deleted since), and how the token relates
+/// to the session.
+pub struct FoundSession {
+    pub session: SessionRecord,
+    pub tenant: Option<Tenant>,
+    pub matched: TokenMatch,
+}
+
+/// The session a presented refresh token names. Fills the audit context, and checks an
+/// `X-Tenant-ID` header against the session's tenant.
 pub async fn find_session(
     store: &Store,
     req: &Request,
     token: &str,
     audit: &mut Audit,
-) -> Result<(SessionRecord, TokenMatch), ApiError> {
+) -> Result<FoundSession, ApiError> {
     let header = optional_tenant_header(req)?;
     audit.tenant = header;
     let id = session_of(token).ok_or_else(invalid_refresh_token)?;
@@ -137,14 +145,19 @@ pub async fn find_session(
     audit.session = Some(id);
     audit.credential = Some(session.credential_id.clone());
     audit.device_hash = session.device_hash.clone();
-    if let Some(tenant) = store.get_tenant(&session.tenant_id).await? {
-        audit.tenant(&tenant);
+    let tenant = store.get_tenant(&session.tenant_id).await?;
+    if let Some(tenant) = &tenant {
+        audit.tenant(tenant);
     }
     if let Some(header) = header {
         ensure_same_tenant(&header, &session.tenant_id)?;
     }
     let matched = match_token(&session, &hash_refresh_token(token));
-    Ok((session, matched))
+    Ok(FoundSession {
+        session,
+        tenant,
+        matched,
+    })
 }
 
 /// A replaced refresh token came back: whoever holds the session's tokens cannot be told from

@@ -41,8 +41,9 @@ async fn logout(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let now = common.now();
     let store = &common.store;
     let body: RefreshTokenRequest = json_body(req)?;
-    let (session, matched) = find_session(store, req, &body.refresh_token, audit).await?;
-    match matched {
+    let found = find_session(store, req, &body.refresh_token, audit).await?;
+    let session = found.session;
+    match found.matched {
         TokenMatch::Unknown => Err(invalid_refresh_token()),
         TokenMatch::Replaced => Err(revoke_for_reuse(store, &session, now).await?),
         TokenMatch::Current => {

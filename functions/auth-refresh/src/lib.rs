@@ -9,7 +9,7 @@ use shared::http::{json_body, request_id, respond_v1, v1_ok, ApiResult};
 use shared::mfa::TokenIssuer;
 use shared::session::{
     access_token, find_session, hash_refresh_token, invalid_refresh_token, match_token,
-    new_refresh_token, revoke_for_reuse, RefreshTokenRequest, TokenData, TokenMatch,
+    new_refresh_token, revoke_for_reuse, FoundSession, RefreshTokenRequest, TokenData, TokenMatch,
 };
 use shared::state::Common;
 use shared::store::Rotation;
@@ -47,7 +47,11 @@ async fn refresh(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let now = common.now();
     let store = &common.store;
     let body: RefreshTokenRequest = json_body(req)?;
-    let (session, matched) = find_session(store, req, &body.refresh_token, audit).await?;
+    let FoundSession {
+        session,
+        tenant,
+        matched,
+    } = find_session(store, req, &body.refresh_token, audit).await?;
     match matched {
         TokenMatch::Unknown => return Err(invalid_refresh_token()),
         TokenMatch::Replaced => return Err(revoke_for_reuse(store, &session, now).await?),
@@ -55,13 +59,10 @@ async fn refresh(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
         TokenMatch::Current => {}
     }
 
-    let (tenant, user) = tokio::try_join!(
-        store.get_tenant(&session.tenant_id),
-        store.get_user(&session.tenant_id, &session.user_id),
-    )?;
+    let user = store.get_user(&session.tenant_id, &session.user_id).await?;
     let (Some(tenant), Some(user)) = (tenant, user) else {
         store
-            .revoke_session(&session.session_id, "user_deleted", now)
+            .revoke_session(&session.session_id, "account_deleted", now)
             .await?;
         return Err(invalid_refresh_token());
     };
