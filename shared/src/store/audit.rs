@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{classify, from_item, s, tenant_user_key, to_item, Item, Store, StoreError};
+use super::{classify, from_items, s, tenant_user_key, to_item, Item, Store, StoreError};
 use crate::ids::{CredentialId, SessionId, TenantId, UserId};
 
 pub const AUDIT_USER_INDEX: &str = "user-index";
@@ -91,11 +91,7 @@ impl Store {
                 .expression_attribute_values(":key", s(tenant.to_string())),
         };
         let out = query.send().await.map_err(classify)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
+        from_items(out.items)
     }
 }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    classify, condition_held, from_item, n, s, tenant_user_key, to_item, transact_put,
+    classify, condition_held, from_item, from_items, n, s, tenant_user_key, to_item, transact_put,
     BackupCodesRecord, Item, Store, StoreError, Write,
 };
 use crate::ids::{CredentialId, TenantId, UserId};
@@ -151,11 +151,7 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
+        from_items(out.items)
     }
 
     /// Writes a new credential and, on a user's first enrollment, their backup codes, in one

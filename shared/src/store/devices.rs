@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::{classify, from_item, n, s, tenant_user_key, Item, Store, StoreError, Write};
+use super::{classify, from_items, n, s, tenant_user_key, Item, Store, StoreError, Write};
 use crate::ids::{CredentialId, TenantId, UserId};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -102,10 +102,6 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
+        from_items(out.items)
     }
 }

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{classify, from_item, s, to_item, Store, StoreError};
+use super::{classify, from_item, from_items, s, to_item, Store, StoreError};
 use crate::ids::{TenantId, UserId};
 
 /// A user of one tenant. `email` is normalised (trimmed, lower-case) so lookups are exact.
@@ -66,11 +66,7 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
+        from_items(out.items)
     }
 
     /// The user with this email in one tenant (the index's range key), if any.
@@ -91,12 +87,7 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .next()
-            .map(from_item)
-            .transpose()
+        Ok(from_items(out.items)?.pop())
     }
 }
 
