@@ -83,7 +83,7 @@ if port_open "$moto_port"; then
   say "reusing the moto server already on 127.0.0.1:$moto_port (not started here, left running)"
 else
   say "starting moto on 127.0.0.1:$moto_port (log: $state/moto.log)"
-  "$venv/bin/python" -m moto.server -H 127.0.0.1 -p "$moto_port" </dev/null >"$state/moto.log" 2>&1 &
+  "$venv/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$moto_port" </dev/null >"$state/moto.log" 2>&1 &
   moto_pid=$!
   started+=("$moto_pid")
   for _ in $(seq 100); do

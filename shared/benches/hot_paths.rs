@@ -39,7 +39,12 @@ fn passkey_assertion(c: &mut Criterion) {
         selection.require_resident_key = false;
     }
     let attestation = authenticator
-        .do_registration(origin.clone(), CreationChallengeResponse { public_key: options })
+        .do_registration(
+            origin.clone(),
+            CreationChallengeResponse {
+                public_key: options,
+            },
+        )
         .unwrap();
     let credential = finish_registration(&tenant, &started.state, &attestation).unwrap();
     let record = credential_record(

@@ -54,7 +54,10 @@ fn free_port() -> u16 {
 /// Starts moto's server; a shell watcher stops it when this test process exits.
 fn spawn_moto(port: u16) -> std::process::Child {
     let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = r#""$0" -m moto.server -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
+    // scripts/moto_server.py: moto with requests applied one at a time, so conditional writes
+    // are atomic as in DynamoDB (see the script).
+    let server = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/moto_server.py");
+    let script = r#""$0" "$3" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
 child=$!
 while kill -0 "$2" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 1; done
 kill "$child" 2>/dev/null"#;
@@ -65,6 +68,7 @@ kill "$child" 2>/dev/null"#;
             &python,
             &port.to_string(),
             &std::process::id().to_string(),
+            server,
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -722,3 +722,48 @@ async fn an_expired_session_cannot_be_refreshed() {
         .await
         .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
 }
+
+#[tokio::test]
+async fn a_deleted_user_cannot_refresh_and_the_session_ends() {
+    let app = TestApp::new().await;
+    let (user, login) = logged_in(&app).await;
+    app.store
+        .client()
+        .delete_item()
+        .table_name(&app.store.tables().users)
+        .key(
+            "tenant_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(user.tenant_id.to_string()),
+        )
+        .key(
+            "user_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(user.user_id.to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    app.refresh(&[], login["refresh_token"].as_str().unwrap())
+        .await
+        .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
+    let sessions = sessions_of(&app, &user).await;
+    assert_eq!(
+        sessions[0].revoked_reason.as_deref(),
+        Some("account_deleted")
+    );
+}
+
+#[tokio::test]
+async fn a_concealing_tenant_hides_a_user_without_credentials_too() {
+    let app = TestApp::with_tenant(|t| t.conceal_unknown_users = true).await;
+    let bare = app
+        .add_user(&format!("bare-{}@example.com", uuid::Uuid::new_v4()))
+        .await;
+    let begun = app.login_begin(&app.tenant_headers(), &bare.email).await;
+    assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
+    assert_eq!(
+        begun.body["data"]["options"]["allowCredentials"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
