@@ -10,8 +10,9 @@ use lambda_http::Request;
 
 use crate::clock::rfc3339;
 use crate::error::ApiError;
-use crate::http::{client_info, request_id, v1_code, ClientInfo};
+use crate::http::{client_info, request_id, v1_code, ApiResult, ClientInfo};
 use crate::ids::{CredentialId, SessionId, TenantId, UserId};
+use crate::state::Common;
 use crate::store::{AuditRecord, Store};
 use crate::tenant::Tenant;
 
@@ -151,6 +152,14 @@ impl Audit {
         if let Err(err) = store.put_audit_record(&record).await {
             tracing::error!(error = %err, event = self.event.as_str(), "audit record not written");
         }
+    }
+}
+
+impl Audit {
+    /// Audits a handler's result (success or the error the client gets).
+    pub async fn conclude(&self, common: &Common, result: &ApiResult) {
+        let outcome = result.as_ref().map(|_| ());
+        self.write(&common.store, outcome, common.now()).await;
     }
 }
 

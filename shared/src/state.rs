@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{dynamodb_client, ConfigError, TableNames};
 use crate::jwt::TokenVerifier;
+use crate::mfa::TokenIssuer;
 use crate::store::Store;
 
 /// Store, token verifier and clock: the part of the state every endpoint needs.
@@ -29,5 +30,21 @@ impl Common {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+}
+
+/// `Common` plus the signing key: the state of the functions that issue tokens.
+#[derive(Debug)]
+pub struct Issuing {
+    pub common: Common,
+    pub issuer: TokenIssuer,
+}
+
+impl Issuing {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            issuer: TokenIssuer::from_env()?,
+            common: Common::from_env().await?,
+        })
     }
 }

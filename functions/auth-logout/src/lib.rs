@@ -29,10 +29,7 @@ impl State {
 pub async fn handler(state: &State, req: Request) -> Response<Body> {
     let mut audit = Audit::new(AuditEvent::Logout, &req);
     let result = logout(state, &req, &mut audit).await;
-    let outcome = result.as_ref().map(|_| ());
-    audit
-        .write(&state.common.store, outcome, state.common.now())
-        .await;
+    audit.conclude(&state.common, &result).await;
     respond_v1(result)
 }
 

@@ -4,41 +4,24 @@
 
 use lambda_http::{Body, Request, Response};
 use shared::audit::{Audit, AuditEvent};
-use shared::config::ConfigError;
 use shared::http::{json_body, request_id, respond_v1, v1_ok, ApiResult};
-use shared::mfa::TokenIssuer;
 use shared::session::{
     access_token, find_session, hash_refresh_token, invalid_refresh_token, match_token,
     new_refresh_token, revoke_for_reuse, FoundSession, RefreshTokenRequest, TokenData, TokenMatch,
 };
-use shared::state::Common;
 use shared::store::Rotation;
 use tracing::instrument;
 
 const MESSAGE: &str = "Token refreshed";
 
-pub struct State {
-    pub common: Common,
-    pub issuer: TokenIssuer,
-}
-
-impl State {
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            issuer: TokenIssuer::from_env()?,
-            common: Common::from_env().await?,
-        })
-    }
-}
+/// Store, verifier, clock and the signing key, built once per cold start.
+pub type State = shared::state::Issuing;
 
 #[instrument(skip_all, fields(request_id = %request_id(&req)))]
 pub async fn handler(state: &State, req: Request) -> Response<Body> {
     let mut audit = Audit::new(AuditEvent::TokenRefresh, &req);
     let result = refresh(state, &req, &mut audit).await;
-    let outcome = result.as_ref().map(|_| ());
-    audit
-        .write(&state.common.store, outcome, state.common.now())
-        .await;
+    audit.conclude(&state.common, &result).await;
     respond_v1(result)
 }
 

@@ -10,15 +10,12 @@
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use shared::audit::{Audit, AuditEvent};
-use shared::config::ConfigError;
 use shared::device::fingerprint;
 use shared::error::ApiError;
 use shared::http::{json_body, optional_tenant_header, request_id, respond_v1, v1_ok, ApiResult};
 use shared::ids::{CredentialId, SessionId};
-use shared::mfa::TokenIssuer;
 use shared::passwordless::{parse_email, resolve_user, unknown_user, LoginCeremony};
 use shared::session::{access_token, new_refresh_token, TokenData};
-use shared::state::Common;
 use shared::store::{
     ChallengeKind, ChallengeRecord, ConsumeChallenge, CredentialRecord, CredentialUse,
     DeviceSighting, LoginCommit, LoginCommitOutcome, SessionRecord, Store,
@@ -30,19 +27,8 @@ use tracing::{instrument, Span};
 
 const SUCCESS_MESSAGE: &str = "WebAuthn authentication successful";
 
-pub struct State {
-    pub common: Common,
-    pub issuer: TokenIssuer,
-}
-
-impl State {
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            issuer: TokenIssuer::from_env()?,
-            common: Common::from_env().await?,
-        })
-    }
-}
+/// Store, verifier, clock and the signing key, built once per cold start.
+pub type State = shared::state::Issuing;
 
 #[derive(Deserialize)]
 struct CompleteRequest {

@@ -51,10 +51,7 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
     let mut audit = Audit::new(AuditEvent::MfaBackupCode, &req);
     audit.method = Some("backup_code".into());
     let result = backup_code_complete(state, &req, &mut audit).await;
-    let outcome = result.as_ref().map(|_| ());
-    audit
-        .write(&state.common.store, outcome, state.common.now())
-        .await;
+    audit.conclude(&state.common, &result).await;
     respond(result)
 }
 

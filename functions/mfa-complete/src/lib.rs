@@ -6,7 +6,6 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use shared::audit::{Audit, AuditEvent};
-use shared::config::ConfigError;
 use shared::error::ApiError;
 use shared::http::{
     json_body, json_response, optional_tenant_header, request_id, respond, ApiResult,
@@ -14,9 +13,7 @@ use shared::http::{
 use shared::ids::CredentialId;
 use shared::mfa::{
     challenge_not_found, check_optional_tenant_header, conclude, parse_challenge_id, MfaCeremony,
-    TokenIssuer,
 };
-use shared::state::Common;
 use shared::store::{
     ChallengeKind, ChallengeRecord, ConsumeChallenge, CredentialRecord, CredentialUse, Store,
 };
@@ -25,19 +22,8 @@ use shared::webauthn::webauthn_rs_proto::PublicKeyCredential;
 use shared::webauthn::{counter_regressed, finish_authentication};
 use tracing::{instrument, Span};
 
-pub struct State {
-    pub common: Common,
-    pub issuer: TokenIssuer,
-}
-
-impl State {
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            issuer: TokenIssuer::from_env()?,
-            common: Common::from_env().await?,
-        })
-    }
-}
+/// Store, verifier, clock and the signing key, built once per cold start.
+pub type State = shared::state::Issuing;
 
 #[derive(Deserialize)]
 struct CompleteRequest {
@@ -49,10 +35,7 @@ struct CompleteRequest {
 pub async fn handler(state: &State, req: Request) -> Response<Body> {
     let mut audit = Audit::new(AuditEvent::MfaWebauthn, &req);
     let result = mfa_complete(state, &req, &mut audit).await;
-    let outcome = result.as_ref().map(|_| ());
-    audit
-        .write(&state.common.store, outcome, state.common.now())
-        .await;
+    audit.conclude(&state.common, &result).await;
     respond(result)
 }
 
