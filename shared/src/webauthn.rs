@@ -20,7 +20,7 @@ use webauthn_rs_proto::{
 
 use crate::error::ApiError;
 use crate::ids::CredentialId;
-use crate::store::{CredentialRecord, UserRecord};
+use crate::store::{CredentialRecord, CredentialUse, UserRecord};
 use crate::tenant::{MethodType, Tenant, UserVerification};
 
 pub use webauthn_rs_proto;
@@ -204,6 +204,41 @@ pub fn webauthn_credential(record: &CredentialRecord) -> Result<Credential, ApiE
 /// True when an accepted assertion did not advance the stored counter.
 pub fn counter_regressed(record: &CredentialRecord, result: &AuthenticationResult) -> bool {
     (result.counter() > 0 || record.sign_count > 0) && result.counter() <= record.sign_count
+}
+
+/// What an accepted assertion changes on its credential. A counter that did not advance is
+/// allowed here only for a passkey that may be synced (webauthn-rs rejects it on a security
+/// key as possibly cloned), and is logged and counted.
+pub fn credential_use(
+    record: &CredentialRecord,
+    result: &AuthenticationResult,
+    now: i64,
+) -> CredentialUse {
+    let regressed = counter_regressed(record, result);
+    if regressed {
+        tracing::warn!(
+            event = "counter_regression_allowed",
+            stored = record.sign_count,
+            presented = result.counter(),
+            "signature counter did not advance on a passkey that may be synced"
+        );
+    }
+    CredentialUse {
+        sign_count: record.sign_count.max(result.counter()),
+        backup_eligible: result.backup_eligible(),
+        backup_state: result.backup_state(),
+        counter_regressed: regressed,
+        now,
+    }
+}
+
+/// The RFC 8176 method of the key: `swk` for a synced (backup-eligible) passkey, else `hwk`.
+pub fn key_amr(record: &CredentialRecord, backup_eligible: bool) -> &'static str {
+    if backup_eligible && record.method_type == MethodType::WebauthnPasskey {
+        "swk"
+    } else {
+        "hwk"
+    }
 }
 
 pub struct StartedAuthentication {

@@ -17,12 +17,13 @@ use shared::ids::{CredentialId, SessionId};
 use shared::passwordless::{parse_email, resolve_user, unknown_user, LoginCeremony};
 use shared::session::{access_token, new_refresh_token, TokenData};
 use shared::store::{
-    ChallengeKind, ChallengeRecord, ConsumeChallenge, CredentialRecord, CredentialUse,
-    DeviceSighting, LoginCommit, LoginCommitOutcome, SessionRecord, Store,
+    ChallengeKind, ChallengeRecord, ConsumeChallenge, DeviceSighting, LoginCommit,
+    LoginCommitOutcome, SessionRecord, Store,
 };
-use shared::tenant::MethodType;
 use shared::webauthn::webauthn_rs_proto::PublicKeyCredential;
-use shared::webauthn::{challenge_from_client_data, counter_regressed, finish_authentication};
+use shared::webauthn::{
+    challenge_from_client_data, credential_use, finish_authentication, key_amr,
+};
 use tracing::{instrument, Span};
 
 const SUCCESS_MESSAGE: &str = "WebAuthn authentication successful";
@@ -175,22 +176,7 @@ async fn complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult 
         burn(store, &consume).await;
         return Err(invalid_assertion("user_handle_mismatch"));
     }
-    let regressed = counter_regressed(&credential, &result);
-    if regressed {
-        tracing::warn!(
-            event = "counter_regression_allowed",
-            stored = credential.sign_count,
-            presented = result.counter(),
-            "signature counter did not advance on a passkey that may be synced"
-        );
-    }
-    let used = CredentialUse {
-        sign_count: credential.sign_count.max(result.counter()),
-        backup_eligible: result.backup_eligible(),
-        backup_state: result.backup_state(),
-        counter_regressed: regressed,
-        now,
-    };
+    let used = credential_use(&credential, &result, now);
 
     // 5. Device trust.
     let client = audit.client.clone();
@@ -207,7 +193,12 @@ async fn complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult 
         user_id: user.user_id,
         credential_id: credential.credential_id.clone(),
         device_hash: Some(device.hash.clone()),
-        amr: amr(&credential, result.backup_eligible()),
+        // RFC 8176: the key, a verified user; possession plus PIN or biometric is multi-factor.
+        amr: vec![
+            key_amr(&credential, result.backup_eligible()).to_owned(),
+            "user".to_owned(),
+            "mfa".to_owned(),
+        ],
         auth_time: now,
         source_ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
@@ -273,15 +264,4 @@ async fn burn(store: &Store, consume: &ConsumeChallenge<'_>) {
     if let Err(err) = store.consume_challenge(consume.clone()).await {
         tracing::warn!(error = %err, "could not discard the challenge of a failed login");
     }
-}
-
-/// RFC 8176: a hardware- or software-secured key, verified user; possession plus PIN or
-/// biometric is multi-factor on its own.
-fn amr(credential: &CredentialRecord, backup_eligible: bool) -> Vec<String> {
-    let synced = backup_eligible && credential.method_type == MethodType::WebauthnPasskey;
-    vec![
-        if synced { "swk" } else { "hwk" }.to_owned(),
-        "user".to_owned(),
-        "mfa".to_owned(),
-    ]
 }

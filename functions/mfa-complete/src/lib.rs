@@ -14,12 +14,9 @@ use shared::ids::CredentialId;
 use shared::mfa::{
     challenge_not_found, check_optional_tenant_header, conclude, parse_challenge_id, MfaCeremony,
 };
-use shared::store::{
-    ChallengeKind, ChallengeRecord, ConsumeChallenge, CredentialRecord, CredentialUse, Store,
-};
-use shared::tenant::MethodType;
+use shared::store::{ChallengeKind, ChallengeRecord, ConsumeChallenge, CredentialRecord, Store};
 use shared::webauthn::webauthn_rs_proto::PublicKeyCredential;
-use shared::webauthn::{counter_regressed, finish_authentication};
+use shared::webauthn::{credential_use, finish_authentication, key_amr};
 use tracing::{instrument, Span};
 
 /// Store, verifier, clock and the signing key, built once per cold start.
@@ -85,24 +82,7 @@ async fn mfa_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiRes
         .ok_or_else(|| ApiError::internal("verified credential is not in the MFA state"))?;
     audit.method = Some(record.method_type.as_str().to_owned());
 
-    let regressed = counter_regressed(record, &result);
-    if regressed {
-        // A synced passkey's counter may lag; a security key's never gets here (webauthn-rs
-        // rejects it as possibly cloned).
-        tracing::warn!(
-            event = "counter_regression_allowed",
-            stored = record.sign_count,
-            presented = result.counter(),
-            "signature counter did not advance on a passkey that may be synced"
-        );
-    }
-    let used = CredentialUse {
-        sign_count: record.sign_count.max(result.counter()),
-        backup_eligible: result.backup_eligible(),
-        backup_state: result.backup_state(),
-        counter_regressed: regressed,
-        now,
-    };
+    let used = credential_use(record, &result, now);
     // The credential must still exist (it may have been removed since the options call).
     if !store.record_credential_use(record, &used).await? {
         return Err(invalid_credential());
@@ -130,8 +110,7 @@ async fn mfa_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiRes
 
 /// RFC 8176 methods: a hardware- or software-secured key, user verification, multiple factors.
 fn amr(record: &CredentialRecord, backup_eligible: bool, user_verified: bool) -> Vec<&'static str> {
-    let synced = backup_eligible && record.method_type == MethodType::WebauthnPasskey;
-    let mut amr = vec![if synced { "swk" } else { "hwk" }];
+    let mut amr = vec![key_amr(record, backup_eligible)];
     if user_verified {
         amr.push("user");
     }
