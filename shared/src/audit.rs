@@ -95,7 +95,7 @@ impl Audit {
             event_key: AuditRecord::event_key(now),
             tenant_user: self
                 .user
-                .map(|user| crate::store::CredentialRecord::key_for(&tenant, &user)),
+                .map(|user| crate::store::tenant_user_key(&tenant, &user)),
             user_id: self.user,
             at: now,
             time: rfc3339(now),

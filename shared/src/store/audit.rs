@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{classify, from_items, s, tenant_user_key, to_item, Item, Store, StoreError};
+use super::{classify, from_items, s, tenant_user_key, to_item, Store, StoreError};
 use crate::ids::{CredentialId, SessionId, TenantId, UserId};
 
 pub const AUDIT_USER_INDEX: &str = "user-index";
@@ -50,10 +50,6 @@ impl AuditRecord {
     pub fn event_key(at: i64) -> String {
         format!("{at:011}#{}", uuid::Uuid::now_v7())
     }
-
-    pub(crate) fn item(&self) -> Result<Item, StoreError> {
-        to_item(self)
-    }
 }
 
 impl Store {
@@ -61,7 +57,7 @@ impl Store {
         self.client()
             .put_item()
             .table_name(&self.tables().audit)
-            .set_item(Some(record.item()?))
+            .set_item(Some(to_item(record)?))
             .send()
             .await
             .map_err(classify)?;

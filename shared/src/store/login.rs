@@ -58,7 +58,7 @@ impl Store {
             )?,
             transact_put(
                 &tables.audit,
-                commit.audit.item()?,
+                to_item(commit.audit)?,
                 "attribute_not_exists(event_key)",
             )?,
         ];
