@@ -356,7 +356,9 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
                 .ok_or_else(|| format!("tenant {tenant} does not exist"))?;
             require_user(store, &tenant, &user).await?;
             let ttl = ttl.unwrap_or(found_tenant.token_ttl_secs);
-            let claims = Claims::new(&ctx.token_settings, tenant, user, now, i64::from(ttl));
+            let mut claims = Claims::new(&ctx.token_settings, tenant, user, now, i64::from(ttl));
+            // An operator minting a token vouches for the user now: a fresh authentication.
+            claims.auth_time = Some(now);
             let token = key.sign(&claims).map_err(|e| e.to_string())?;
             Ok(json!({ "token": token }))
         }

@@ -46,7 +46,9 @@ fn passkey_assertion(c: &mut Criterion) {
             },
         )
         .unwrap();
-    let credential = finish_registration(&tenant, &started.state, &attestation).unwrap();
+    let credential = finish_registration(&tenant, &started.state, &attestation, false)
+        .unwrap()
+        .unwrap();
     let record = credential_record(
         NewCredential {
             tenant: &tenant,
@@ -75,7 +77,12 @@ fn passkey_assertion(c: &mut Criterion) {
         .unwrap();
     // webauthn-rs does not consume state, so one assertion can be verified repeatedly.
     c.bench_function("passwordless complete: verify assertion (ES256)", |b| {
-        b.iter(|| finish_authentication(&tenant, &login.state, black_box(&assertion)).unwrap())
+        b.iter(|| {
+            let registered = std::slice::from_ref(&record);
+            finish_authentication(&tenant, &login.state, black_box(&assertion), registered)
+                .unwrap()
+                .unwrap()
+        })
     });
 }
 

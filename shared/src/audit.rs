@@ -10,7 +10,7 @@ use lambda_http::Request;
 
 use crate::clock::rfc3339;
 use crate::error::ApiError;
-use crate::http::{client_info, request_id, v1_code, ApiResult, ClientInfo};
+use crate::http::{client_info, request_id, ApiResult, ClientInfo, Surface};
 use crate::ids::{CredentialId, SessionId, TenantId, UserId};
 use crate::state::Common;
 use crate::store::{AuditRecord, Store};
@@ -40,11 +40,13 @@ impl AuditEvent {
         }
     }
 
-    /// Events of the `/api/v1` surface report upper-case error codes.
-    fn is_v1(&self) -> bool {
+    /// The surface the event happens on: its records carry codes as that surface writes them.
+    pub fn surface(&self) -> Surface {
         match self {
-            AuditEvent::PasswordlessLogin | AuditEvent::TokenRefresh | AuditEvent::Logout => true,
-            AuditEvent::MfaWebauthn | AuditEvent::MfaBackupCode => false,
+            AuditEvent::PasswordlessLogin | AuditEvent::TokenRefresh | AuditEvent::Logout => {
+                Surface::V1
+            }
+            AuditEvent::MfaWebauthn | AuditEvent::MfaBackupCode => Surface::Seed,
         }
     }
 }
@@ -116,8 +118,7 @@ impl Audit {
     fn outcome(&self, outcome: Result<(), &ApiError>) -> (&'static str, Option<String>) {
         match outcome {
             Ok(()) => ("success", None),
-            Err(err) if self.event.is_v1() => ("failure", Some(v1_code(err))),
-            Err(err) => ("failure", Some(err.code().to_owned())),
+            Err(err) => ("failure", Some(self.event.surface().code(err.code()))),
         }
     }
 
@@ -184,7 +185,7 @@ mod tests {
 
     #[test]
     fn codes_follow_the_surface_style() {
-        let err = ApiError::not_found("user_not_found", "no");
+        let err = ApiError::not_found(crate::error::ErrorCode::UserNotFound, "no");
         let v1 = audit(AuditEvent::PasswordlessLogin)
             .record(Err(&err), 10)
             .unwrap();

@@ -2,12 +2,12 @@
 
 use lambda_http::Request;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::{bearer_token, tenant_header};
-use crate::ids::{TenantId, UserId};
+use crate::ids::{SessionId, TenantId, UserId};
 use crate::jwt::TokenVerifier;
-use crate::store::{ChallengeKind, ConsumeChallenge, Store};
-use crate::tenant::{ensure_same_tenant, MethodType};
+use crate::store::{ChallengeKind, ConsumeChallenge, CredentialRecord, SessionRecord, Store};
+use crate::tenant::{ensure_same_tenant, MethodType, Tenant};
 
 /// The scope of a restricted token that may only enroll MFA methods.
 pub const MFA_SETUP_SCOPE: &str = "mfa_setup";
@@ -25,6 +25,77 @@ pub enum Accepts {
 pub struct Caller {
     pub tenant: TenantId,
     pub user: UserId,
+    /// How the caller proved who they are.
+    pub proof: Proof,
+}
+
+/// What authenticated a caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Proof {
+    /// A system JWT: the session it belongs to (`sid`, passwordless logins) and when the user
+    /// authenticated (`auth_time`; absent on tokens minted by an operator).
+    Token {
+        session: Option<SessionId>,
+        auth_time: Option<i64>,
+    },
+    /// An enrollment grant (MFA `enrollment_required`): good for exactly one enrollment.
+    Grant,
+}
+
+impl Caller {
+    /// The session the caller's token names, if any: read it in the same round trip as the
+    /// records the endpoint needs, then [`Caller::check_enrollment`] judges it.
+    pub async fn session(&self, store: &Store) -> Result<Option<SessionRecord>, ApiError> {
+        match &self.proof {
+            Proof::Token {
+                session: Some(id), ..
+            } => Ok(Some(
+                store.get_session(id).await?.ok_or_else(session_revoked)?,
+            )),
+            Proof::Token { session: None, .. } | Proof::Grant => Ok(None),
+        }
+    }
+
+    /// Whether this caller may add an authenticator now. A token of a passwordless session
+    /// works only while that session is live (logout or a detected refresh-token reuse ends
+    /// it). A user who already has an authenticator needs a recent login: `auth_time` within
+    /// the tenant's `reauthentication_window_secs`. The first enrollment and enrollment
+    /// grants are not held to that.
+    pub fn check_enrollment(
+        &self,
+        tenant: &Tenant,
+        session: Option<&SessionRecord>,
+        existing: &[CredentialRecord],
+        now: i64,
+    ) -> Result<(), ApiError> {
+        let Proof::Token { auth_time, .. } = &self.proof else {
+            return Ok(());
+        };
+        if let Some(session) = session {
+            let ours = session.tenant_id == self.tenant && session.user_id == self.user;
+            if !ours || !session.is_live(now) {
+                return Err(session_revoked());
+            }
+        }
+        if existing.is_empty() {
+            return Ok(());
+        }
+        let window = i64::from(tenant.reauthentication_window_secs);
+        match auth_time {
+            Some(at) if now.saturating_sub(*at) <= window => Ok(()),
+            _ => Err(ApiError::unauthenticated_with(
+                ErrorCode::ReauthenticationRequired,
+                "adding an authenticator needs a recent login; sign in again and retry",
+            )),
+        }
+    }
+}
+
+fn session_revoked() -> ApiError {
+    ApiError::unauthenticated_with(
+        ErrorCode::SessionRevoked,
+        "the session this token belongs to has ended; sign in again",
+    )
 }
 
 /// Whether the request carries an `Authorization` header at all.
@@ -48,11 +119,13 @@ pub async fn enrollment_grant(
     let header = tenant_header(req)?;
     let key = ChallengeKind::Enrollment.key(&id);
     let grant = if consume {
+        // The header is part of the condition: a request naming another tenant leaves the
+        // grant for its rightful use.
         store
             .consume_challenge(ConsumeChallenge {
                 key: &key,
                 kind: ChallengeKind::Enrollment,
-                tenant: None,
+                tenant: Some(&header),
                 user: None,
                 method_type: Some(method),
                 require_state: false,
@@ -60,21 +133,36 @@ pub async fn enrollment_grant(
             })
             .await?
     } else {
-        store
-            .get_challenge(&key, now)
-            .await?
-            .filter(|g| g.kind == ChallengeKind::Enrollment && g.method_type == Some(method))
+        None
     };
-    let grant = grant.ok_or_else(|| {
-        ApiError::not_found(
-            "enrollment_not_found",
-            "no enrollment grant for this method type (it may have expired or been used)",
-        )
-    })?;
-    ensure_same_tenant(&header, &grant.tenant_id)?;
+    let grant = match grant {
+        Some(grant) => grant,
+        None => {
+            let live = store
+                .get_challenge(&key, now)
+                .await?
+                .filter(|g| g.kind == ChallengeKind::Enrollment && g.method_type == Some(method))
+                .ok_or_else(|| {
+                    ApiError::not_found(
+                        ErrorCode::EnrollmentNotFound,
+                        "no enrollment grant for this method type (it may have expired or been used)",
+                    )
+                })?;
+            ensure_same_tenant(&header, &live.tenant_id)?;
+            if consume {
+                // It matched after all: consumed by a concurrent request in between.
+                return Err(ApiError::not_found(
+                    ErrorCode::EnrollmentNotFound,
+                    "no enrollment grant for this method type (it may have expired or been used)",
+                ));
+            }
+            live
+        }
+    };
     Ok(Caller {
         tenant: grant.tenant_id,
         user: grant.user_id,
+        proof: Proof::Grant,
     })
 }
 
@@ -96,12 +184,16 @@ pub fn authenticate(
     };
     if !allowed {
         return Err(ApiError::Forbidden {
-            code: "insufficient_scope",
+            code: ErrorCode::InsufficientScope,
             message: "this token only allows MFA enrollment".into(),
         });
     }
     Ok(Caller {
         tenant: claims.tenant_id,
         user: claims.sub,
+        proof: Proof::Token {
+            session: claims.sid,
+            auth_time: claims.auth_time,
+        },
     })
 }

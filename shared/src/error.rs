@@ -11,41 +11,101 @@ use crate::store::StoreError;
 
 type Text = Cow<'static, str>;
 
+macro_rules! error_codes {
+    ($($(#[$meta:meta])* $variant:ident => $text:literal,)*) => {
+        /// Every machine-readable code an error body can carry. The seed surface writes them in
+        /// lower case (`invalid_request`), the `/api/v1` surface in upper case
+        /// (`INVALID_REQUEST`); see [`crate::http::Surface`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ErrorCode {
+            $($(#[$meta])* $variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as the seed surface writes it.
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidRequest => "invalid_request",
+    Unauthenticated => "unauthenticated",
+    /// A token of a session that was revoked or has ended.
+    SessionRevoked => "session_revoked",
+    /// Adding or removing an authenticator needs a recent login (`auth_time`).
+    ReauthenticationRequired => "reauthentication_required",
+    InvalidCredential => "invalid_credential",
+    InvalidAssertion => "invalid_assertion",
+    InvalidAttestation => "invalid_attestation",
+    UserVerificationRequired => "user_verification_required",
+    PossibleClonedAuthenticator => "possible_cloned_authenticator",
+    TenantMismatch => "tenant_mismatch",
+    InsufficientScope => "insufficient_scope",
+    TenantNotFound => "tenant_not_found",
+    UserNotFound => "user_not_found",
+    ChallengeNotFound => "challenge_not_found",
+    EnrollmentNotFound => "enrollment_not_found",
+    NoCredentials => "no_credentials",
+    CredentialAlreadyRegistered => "credential_already_registered",
+    InvalidBackupCode => "invalid_backup_code",
+    BackupCodesLocked => "backup_codes_locked",
+    MethodNotEnabled => "method_not_enabled",
+    AuthenticationCompletionFailed => "authentication_completion_failed",
+    AmbiguousEmail => "ambiguous_email",
+    InvalidRefreshToken => "invalid_refresh_token",
+    RefreshTokenReused => "refresh_token_reused",
+    StoreUnavailable => "store_unavailable",
+    InternalError => "internal_error",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Malformed JSON, missing or out-of-range fields, bad UUIDs, unknown enum values.
     #[error("{message}")]
     BadRequest {
-        code: &'static str,
+        code: ErrorCode,
         message: Text,
         details: Option<Value>,
     },
     /// Missing, malformed, expired or badly signed token.
     #[error("{message}")]
-    Unauthenticated { code: &'static str, message: Text },
+    Unauthenticated { code: ErrorCode, message: Text },
     /// The assertion or attestation did not verify.
     #[error("{message}")]
-    InvalidCredential { code: &'static str, message: Text },
+    InvalidCredential { code: ErrorCode, message: Text },
     /// `X-Tenant-ID` names another tenant than the token or the stored record.
     #[error("the X-Tenant-ID header does not match the tenant of the token or record")]
     TenantMismatch,
     /// Authenticated, but not allowed to do this.
     #[error("{message}")]
-    Forbidden { code: &'static str, message: Text },
+    Forbidden { code: ErrorCode, message: Text },
     #[error("{message}")]
-    NotFound { code: &'static str, message: Text },
+    NotFound { code: ErrorCode, message: Text },
     #[error("{message}")]
-    Conflict { code: &'static str, message: Text },
+    Conflict { code: ErrorCode, message: Text },
     /// Too many failed attempts; retry after the lockout ends.
     #[error("{message}")]
     Locked {
-        code: &'static str,
+        code: ErrorCode,
         message: Text,
         details: Option<Value>,
     },
     /// The seeds' "Not implemented": e.g. a method type the tenant has not enabled.
     #[error("{message}")]
-    NotImplemented { code: &'static str, message: Text },
+    NotImplemented { code: ErrorCode, message: Text },
     /// Throttled or unreachable store: the client may retry.
     #[error("the credential store is unavailable")]
     StoreUnavailable(#[source] StoreError),
@@ -65,7 +125,7 @@ pub struct ErrorBody {
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, message: impl Into<Text>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<Text>) -> Self {
         Self::BadRequest {
             code,
             message: message.into(),
@@ -75,7 +135,7 @@ impl ApiError {
 
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         Self::BadRequest {
-            code: "invalid_request",
+            code: ErrorCode::InvalidRequest,
             message: Cow::Owned(message.into()),
             details: Some(serde_json::json!({ "field": field })),
         }
@@ -83,26 +143,26 @@ impl ApiError {
 
     pub fn unauthenticated(message: impl Into<Text>) -> Self {
         Self::Unauthenticated {
-            code: "unauthenticated",
+            code: ErrorCode::Unauthenticated,
             message: message.into(),
         }
     }
 
-    pub fn unauthenticated_with(code: &'static str, message: impl Into<Text>) -> Self {
+    pub fn unauthenticated_with(code: ErrorCode, message: impl Into<Text>) -> Self {
         Self::Unauthenticated {
             code,
             message: message.into(),
         }
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<Text>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<Text>) -> Self {
         Self::NotFound {
             code,
             message: message.into(),
         }
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<Text>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<Text>) -> Self {
         Self::Conflict {
             code,
             message: message.into(),
@@ -118,24 +178,26 @@ impl ApiError {
     }
 
     /// Stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.parts().1
     }
 
     /// The single place where errors become statuses and codes.
-    fn parts(&self) -> (StatusCode, &'static str) {
+    fn parts(&self) -> (StatusCode, ErrorCode) {
         match self {
-            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
-            ApiError::Unauthenticated { code, .. } => (StatusCode::UNAUTHORIZED, code),
-            ApiError::InvalidCredential { code, .. } => (StatusCode::UNAUTHORIZED, code),
-            ApiError::TenantMismatch => (StatusCode::FORBIDDEN, "tenant_mismatch"),
-            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
-            ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
-            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
-            ApiError::Locked { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
-            ApiError::NotImplemented { code, .. } => (StatusCode::NOT_IMPLEMENTED, code),
-            ApiError::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, *code),
+            ApiError::Unauthenticated { code, .. } => (StatusCode::UNAUTHORIZED, *code),
+            ApiError::InvalidCredential { code, .. } => (StatusCode::UNAUTHORIZED, *code),
+            ApiError::TenantMismatch => (StatusCode::FORBIDDEN, ErrorCode::TenantMismatch),
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, *code),
+            ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, *code),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
+            ApiError::Locked { code, .. } => (StatusCode::TOO_MANY_REQUESTS, *code),
+            ApiError::NotImplemented { code, .. } => (StatusCode::NOT_IMPLEMENTED, *code),
+            ApiError::StoreUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StoreUnavailable)
+            }
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError),
         }
     }
 
@@ -162,12 +224,20 @@ impl ApiError {
             ApiError::Internal(_) => ("an internal error occurred".to_owned(), None),
         };
         ErrorBody {
-            code: self.code().to_owned(),
+            code: self.code().as_str().to_owned(),
             message,
             details,
             notices: None,
         }
     }
+}
+
+/// `Some(value)`, or a 404 naming what is missing.
+pub fn found<T>(value: Option<T>, code: ErrorCode, message: &'static str) -> Result<T, ApiError> {
+    value.ok_or(ApiError::NotFound {
+        code,
+        message: message.into(),
+    })
 }
 
 impl From<StoreError> for ApiError {

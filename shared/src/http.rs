@@ -1,13 +1,15 @@
 //! Request parsing and response building shared by every handler.
 
-use lambda_http::http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use lambda_http::http::header::{
+    HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
+};
 use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::TenantId;
 
 pub const TENANT_HEADER: &str = "x-tenant-id";
@@ -25,24 +27,73 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Bod
     response
 }
 
-/// Turns any handler outcome into a response; server-side faults are logged here, once.
-pub fn respond(result: ApiResult) -> Response<Body> {
-    match result {
-        Ok(response) => response,
-        Err(err) => {
-            log_refusal(&err);
-            json_response(err.status(), &err.body())
+/// The two API surfaces. They share one error type and differ in how it is written: the seed
+/// surface (`/v1/…`) answers `{code, message, details?, notices?}` with lower-case codes, the
+/// `/api/v1` surface wraps successes in `{success, data, message}` and adds `success: false`
+/// to the same error body, with upper-case codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    Seed,
+    V1,
+}
+
+impl Surface {
+    /// The code as this surface writes it.
+    pub fn code(&self, code: ErrorCode) -> String {
+        match self {
+            Surface::Seed => code.as_str().to_owned(),
+            Surface::V1 => code.as_str().to_ascii_uppercase(),
         }
     }
+
+    /// Turns a handler outcome into a response; refusals and faults are logged here, once.
+    pub fn respond(&self, result: ApiResult) -> Response<Body> {
+        let err = match result {
+            Ok(response) => return response,
+            Err(err) => err,
+        };
+        log_refusal(&err);
+        let mut error = err.body();
+        error.code = self.code(err.code());
+        let mut response = match self {
+            Surface::Seed => json_response(err.status(), &error),
+            Surface::V1 => json_response(
+                err.status(),
+                &V1ErrorBody {
+                    success: false,
+                    error,
+                },
+            ),
+        };
+        if err.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+/// Seconds a client should wait before retrying after a 503 (`Retry-After`).
+const RETRY_AFTER_SECS: &str = "1";
+
+/// `respond` for the seed surface.
+pub fn respond(result: ApiResult) -> Response<Body> {
+    Surface::Seed.respond(result)
+}
+
+/// `respond` for the `/api/v1` surface.
+pub fn respond_v1(result: ApiResult) -> Response<Body> {
+    Surface::V1.respond(result)
 }
 
 fn log_refusal(err: &ApiError) {
     let status = err.status();
     if status.is_server_error() {
-        tracing::error!(code = err.code(), error = %err, source = ?std::error::Error::source(err), "request failed");
+        tracing::error!(code = err.code().as_str(), error = %err, source = ?std::error::Error::source(err), "request failed");
     } else {
         tracing::info!(
-            code = err.code(),
+            code = err.code().as_str(),
             status = status.as_u16(),
             "request refused"
         );
@@ -57,8 +108,7 @@ struct Envelope<'a, T> {
     message: &'a str,
 }
 
-/// The `/api/v1` surface's error body: the product's error body plus `success: false`, with
-/// the code in that surface's upper-case style (`INVALID_ASSERTION`).
+/// The `/api/v1` surface's error body: the product's error body plus `success: false`.
 #[derive(Debug, Serialize)]
 struct V1ErrorBody {
     success: bool,
@@ -78,32 +128,12 @@ pub fn v1_ok<T: Serialize>(data: &T, message: &str) -> Response<Body> {
     )
 }
 
-/// The code a client of the `/api/v1` surface sees for an error.
-pub fn v1_code(err: &ApiError) -> String {
-    err.code().to_ascii_uppercase()
-}
-
-/// `respond` for the `/api/v1` surface.
-pub fn respond_v1(result: ApiResult) -> Response<Body> {
-    match result {
-        Ok(response) => response,
-        Err(err) => {
-            log_refusal(&err);
-            let mut error = err.body();
-            error.code = v1_code(&err);
-            json_response(
-                err.status(),
-                &V1ErrorBody {
-                    success: false,
-                    error,
-                },
-            )
-        }
-    }
-}
-
 /// Longest user agent kept in sessions, devices and audit records.
 const MAX_USER_AGENT_CHARS: usize = 512;
+/// Longest source address kept (an IPv6 address with a zone is well under this).
+const MAX_IP_CHARS: usize = 64;
+/// Longest request id kept in logs.
+const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// Who is calling, as API Gateway saw it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -129,7 +159,9 @@ pub fn client_info(req: &Request) -> ClientInfo {
     });
     let clean = |v: String| Some(v).filter(|v| !v.trim().is_empty());
     ClientInfo {
-        ip: ip.and_then(clean),
+        ip: ip
+            .map(|ip| ip.chars().take(MAX_IP_CHARS).collect())
+            .and_then(clean),
         user_agent: agent
             .map(|a| a.chars().take(MAX_USER_AGENT_CHARS).collect())
             .and_then(clean),
@@ -147,21 +179,34 @@ pub fn optional_tenant_header(req: &Request) -> Result<Option<TenantId>, ApiErro
 
 /// The API Gateway request id (or the Lambda one), for logs.
 pub fn request_id(req: &Request) -> String {
-    match req.request_context_ref() {
+    let id = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone().unwrap_or_default(),
         _ => req
             .lambda_context_ref()
             .map(|c| c.request_id.clone())
             .unwrap_or_default(),
-    }
+    };
+    id.chars().take(MAX_REQUEST_ID_CHARS).collect()
 }
+
+/// Largest request body any endpoint accepts. The largest legitimate body, a registration with
+/// a full attestation certificate chain, is a few kilobytes; the bound keeps every item this
+/// service writes far below DynamoDB's 400 KB item limit.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Parses a JSON body, with a message that says what is wrong and where.
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::BadRequest {
+            code: ErrorCode::InvalidRequest,
+            message: format!("the request body must be at most {MAX_BODY_BYTES} bytes").into(),
+            details: Some(serde_json::json!({ "max_bytes": MAX_BODY_BYTES })),
+        });
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "a JSON request body is required",
         ));
     }
@@ -175,7 +220,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
             }
         };
         ApiError::BadRequest {
-            code: "invalid_request",
+            code: ErrorCode::InvalidRequest,
             message: format!("{kind}: {e}").into(),
             details: Some(serde_json::json!({ "line": e.line(), "column": e.column() })),
         }

@@ -16,6 +16,8 @@ use crate::error::ApiError;
 use crate::ids::{SessionId, TenantId, UserId};
 
 const ALGORITHM: Algorithm = Algorithm::ES256;
+/// The `typ` header of every system JWT.
+const TYP: &str = "JWT";
 /// Clock skew tolerated on `exp` and `iat`.
 const LEEWAY_SECS: i64 = 30;
 
@@ -43,6 +45,9 @@ pub struct Claims {
     /// The passwordless session the token belongs to (OIDC `sid`); logout revokes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<SessionId>,
+    /// Not valid before (never set by this service; honoured when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 impl Claims {
@@ -65,6 +70,7 @@ impl Claims {
             amr: Vec::new(),
             scope: None,
             sid: None,
+            nbf: None,
         }
     }
 }
@@ -210,9 +216,27 @@ impl TokenVerifier {
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| ApiError::unauthenticated("the bearer token is malformed"))?;
+        // RFC 8725 §3.1: the algorithm is pinned; §3.11: explicit typing.
         if header.alg != ALGORITHM {
             return Err(ApiError::unauthenticated(
                 "the bearer token must be signed with ES256",
+            ));
+        }
+        if header.typ.as_deref() != Some(TYP) {
+            return Err(ApiError::unauthenticated(
+                "the bearer token must have the header typ \"JWT\"",
+            ));
+        }
+        // Keys come from configuration only: a token that names where to fetch a key, or
+        // carries one, is refused rather than having those headers ignored.
+        if header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some()
+        {
+            return Err(ApiError::unauthenticated(
+                "the bearer token carries key-location headers (jku, jwk, x5u, x5c, crit)",
             ));
         }
         let key = header
@@ -230,7 +254,7 @@ impl TokenVerifier {
         if now >= claims.exp + LEEWAY_SECS {
             return Err(ApiError::unauthenticated("the bearer token has expired"));
         }
-        if claims.iat > now + LEEWAY_SECS {
+        if claims.iat > now + LEEWAY_SECS || claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
             return Err(ApiError::unauthenticated(
                 "the bearer token is not valid yet",
             ));

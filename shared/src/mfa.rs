@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::auth::MFA_SETUP_SCOPE;
 use crate::clock::rfc3339;
 use crate::config::{ConfigError, TokenSettings};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::{ChallengeId, TenantId, UserId};
 use crate::jwt::{Claims, SigningKey};
-use crate::store::{ChallengeKind, CredentialRecord, Store};
+use crate::store::{ChallengeKind, ChallengeRecord, ConsumeChallenge, CredentialRecord, Store};
 use crate::tenant::{MethodType, Tenant};
 use crate::webauthn::AuthenticationState;
 
@@ -18,7 +18,9 @@ use crate::webauthn::AuthenticationState;
 pub const MFA_CHALLENGE_TTL_SECS: i64 = 300;
 
 /// What `/v1/auth/mfa/webauthn/options` attaches to the MFA challenge: the webauthn-rs state,
-/// and the tenant and credentials it was built from, so completion needs no further reads.
+/// and the tenant (without its secret: [`Tenant::without_secret`]) and credentials it was built
+/// from, so completion needs no further reads. The credentials' counters here are a snapshot:
+/// completion judges the counter against the live value when it writes it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct MfaCeremony {
     pub auth: AuthenticationState,
@@ -161,9 +163,45 @@ pub fn check_optional_tenant_header(
     }
 }
 
+/// Consumes an MFA challenge for a completion. An `X-Tenant-ID` header, when sent, is part of
+/// the consuming condition: a request naming another tenant gets 403 `tenant_mismatch` and
+/// leaves the challenge for its rightful use (whoever holds the id could use it anyway).
+pub async fn consume_mfa_challenge(
+    store: &Store,
+    id: &ChallengeId,
+    header: Option<TenantId>,
+    require_state: bool,
+    now: i64,
+) -> Result<ChallengeRecord, ApiError> {
+    let key = ChallengeKind::Mfa.key(id);
+    let consumed = store
+        .consume_challenge(ConsumeChallenge {
+            key: &key,
+            kind: ChallengeKind::Mfa,
+            tenant: header.as_ref(),
+            user: None,
+            method_type: None,
+            require_state,
+            now,
+        })
+        .await?;
+    if let Some(challenge) = consumed {
+        return Ok(challenge);
+    }
+    if let Some(header) = header {
+        // Only on this failure path: was it the header?
+        if let Some(live) = store.get_challenge(&key, now).await? {
+            if live.kind == ChallengeKind::Mfa {
+                crate::tenant::ensure_same_tenant(&header, &live.tenant_id)?;
+            }
+        }
+    }
+    Err(challenge_not_found())
+}
+
 pub fn challenge_not_found() -> ApiError {
     ApiError::not_found(
-        "challenge_not_found",
+        ErrorCode::ChallengeNotFound,
         "the MFA challenge does not exist, has expired or was already used",
     )
 }

@@ -8,11 +8,12 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use webauthn_rs_proto::{
-    AllowCredentials, PublicKeyCredentialRequestOptions, UserVerificationPolicy,
+    AllowCredentials, AuthenticatorTransport, PublicKeyCredentialRequestOptions,
+    UserVerificationPolicy,
 };
 
 use crate::crypto::{hmac_sha256, random_bytes};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::{TenantId, UserId};
 use crate::store::{normalise_email, Store, UserRecord};
 use crate::tenant::Tenant;
@@ -84,7 +85,7 @@ pub fn parse_email(email: &str) -> Result<String, ApiError> {
 }
 
 pub fn user_not_found() -> ApiError {
-    ApiError::not_found("user_not_found", "no user has this e-mail address")
+    ApiError::not_found(ErrorCode::UserNotFound, "no user has this e-mail address")
 }
 
 /// Finds the user by e-mail through the `email-index` GSI: in the tenant `X-Tenant-ID` names,
@@ -101,7 +102,10 @@ pub async fn resolve_user(
                 store.find_user_by_email_in_tenant(&tenant_id, email),
             )?;
             let tenant = tenant.ok_or_else(|| {
-                ApiError::not_found("tenant_not_found", "the X-Tenant-ID tenant does not exist")
+                ApiError::not_found(
+                    ErrorCode::TenantNotFound,
+                    "the X-Tenant-ID tenant does not exist",
+                )
             })?;
             match user {
                 Some(user) => Ok(LoginUser::Known { tenant, user }),
@@ -113,14 +117,16 @@ pub async fn resolve_user(
             let users = store
                 .find_users_by_email(email, MAX_TENANTS_PER_EMAIL)
                 .await?;
-            let tenants =
-                futures::future::try_join_all(users.iter().map(|u| store.get_tenant(&u.tenant_id)))
-                    .await?;
-            let mut visible: Vec<(Tenant, UserRecord)> = tenants
+            // One batch read whether the address has users or not: a lookup that found none
+            // costs the same round trip as one that found a concealing tenant's user.
+            let ids: Vec<TenantId> = users.iter().map(|u| u.tenant_id).collect();
+            let tenants = store.get_tenants(&ids).await?;
+            let mut visible: Vec<(Tenant, UserRecord)> = users
                 .into_iter()
-                .zip(users)
-                .filter_map(|(tenant, user)| tenant.map(|t| (t, user)))
-                .filter(|(tenant, _)| !tenant.conceal_unknown_users)
+                .filter_map(|user| {
+                    let tenant = tenants.iter().find(|t| t.tenant_id == user.tenant_id)?;
+                    (!tenant.conceal_unknown_users).then(|| (tenant.clone(), user))
+                })
                 .collect();
             match visible.len() {
                 0 => Err(user_not_found()),
@@ -129,7 +135,7 @@ pub async fn resolve_user(
                     Ok(LoginUser::Known { tenant, user })
                 }
                 _ => Err(ApiError::BadRequest {
-                    code: "ambiguous_email",
+                    code: ErrorCode::AmbiguousEmail,
                     message: "this e-mail address exists in several tenants; send X-Tenant-ID"
                         .into(),
                     details: Some(serde_json::json!({ "header": "X-Tenant-ID" })),
@@ -139,26 +145,55 @@ pub async fn resolve_user(
     }
 }
 
+/// Lengths real credential ids have (16 to 64 bytes); stand-ins pick among them.
+const STAND_IN_ID_LENGTHS: [usize; 4] = [16, 32, 48, 64];
+/// Transports real credentials list; stand-ins pick among them.
+const STAND_IN_TRANSPORTS: [&[AuthenticatorTransport]; 4] = [
+    &[AuthenticatorTransport::Internal],
+    &[
+        AuthenticatorTransport::Hybrid,
+        AuthenticatorTransport::Internal,
+    ],
+    &[AuthenticatorTransport::Usb],
+    &[AuthenticatorTransport::Nfc, AuthenticatorTransport::Usb],
+];
+
 /// Options for a user the tenant conceals: the shape real options have, a fresh challenge,
-/// and stand-in credential ids derived from the tenant's secret and the address, so asking
-/// twice shows the same ids, as it would for a real user.
+/// and one or two stand-in credentials whose ids (16–64 bytes) and transports are derived
+/// from the tenant's secret and the address, so asking twice shows the same ones, as it would
+/// for a real user, and nobody without the secret can tell them from real ones.
 pub fn concealed_options(
     tenant: &Tenant,
     email: &str,
 ) -> Result<PublicKeyCredentialRequestOptions, ApiError> {
-    let mac = hmac_sha256(
-        tenant.secret.as_bytes(),
-        format!("conceal:{}", normalise_email(email)).as_bytes(),
-    );
+    let derive = |label: &str| {
+        hmac_sha256(
+            tenant.secret.as_bytes(),
+            format!("conceal:{label}:{}", normalise_email(email)).as_bytes(),
+        )
+    };
+    let shape = derive("shape");
+    let count = 1 + usize::from(shape[0] % 2);
+    let allow_credentials = (0..count)
+        .map(|i| {
+            let len = STAND_IN_ID_LENGTHS[usize::from(shape[1 + i]) % STAND_IN_ID_LENGTHS.len()];
+            let mut id = derive(&format!("id{i}a")).to_vec();
+            id.extend_from_slice(&derive(&format!("id{i}b")));
+            id.truncate(len);
+            let transports =
+                STAND_IN_TRANSPORTS[usize::from(shape[3 + i]) % STAND_IN_TRANSPORTS.len()];
+            AllowCredentials {
+                type_: "public-key".into(),
+                id,
+                transports: Some(transports.to_vec()),
+            }
+        })
+        .collect();
     Ok(PublicKeyCredentialRequestOptions {
         challenge: random_bytes::<32>()?.to_vec(),
         timeout: Some(tenant.challenge_timeout_secs.saturating_mul(1000)),
         rp_id: tenant.rp_id.clone(),
-        allow_credentials: vec![AllowCredentials {
-            type_: "public-key".into(),
-            id: mac[..16].to_vec(),
-            transports: None,
-        }],
+        allow_credentials,
         user_verification: UserVerificationPolicy::Required,
         hints: None,
         extensions: None,
@@ -172,7 +207,10 @@ mod tests {
     #[test]
     fn emails_are_checked_and_normalised() {
         assert_eq!(parse_email(" Bob@Example.com ").unwrap(), "bob@example.com");
-        assert_eq!(parse_email("").unwrap_err().code(), "invalid_request");
+        assert_eq!(
+            parse_email("").unwrap_err().code(),
+            ErrorCode::InvalidRequest
+        );
         assert!(parse_email("nobody").is_err());
         assert!(parse_email(&format!("{}@x.io", "a".repeat(400))).is_err());
     }
@@ -182,8 +220,22 @@ mod tests {
         let tenant = Tenant::new("t", "localhost", vec!["http://localhost".into()], 0);
         let a = concealed_options(&tenant, "x@example.com").unwrap();
         let b = concealed_options(&tenant, "X@example.com ").unwrap();
-        assert_eq!(a.allow_credentials[0].id, b.allow_credentials[0].id);
+        let ids = |o: &PublicKeyCredentialRequestOptions| {
+            o.allow_credentials
+                .iter()
+                .map(|c| c.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&a), ids(&b));
         assert_ne!(a.challenge, b.challenge);
+        // Across addresses, stand-ins vary in number and length as real credentials do.
+        let shapes: std::collections::BTreeSet<Vec<usize>> = (0..64)
+            .map(|i| concealed_options(&tenant, &format!("u{i}@example.com")).unwrap())
+            .map(|o| o.allow_credentials.iter().map(|c| c.id.len()).collect())
+            .collect();
+        assert!(shapes.iter().any(|s| s.len() == 1) && shapes.iter().any(|s| s.len() == 2));
+        assert!(shapes.iter().flatten().any(|len| *len == 16));
+        assert!(shapes.iter().flatten().any(|len| *len == 64));
         let other = Tenant::new("t", "localhost", vec!["http://localhost".into()], 0);
         let c = concealed_options(&other, "x@example.com").unwrap();
         assert_ne!(a.allow_credentials[0].id, c.allow_credentials[0].id);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::Audit;
 use crate::crypto::{constant_time_eq, random_bytes, sha256_hex};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::optional_tenant_header;
 use crate::ids::{SessionId, UserId};
 use crate::jwt::Claims;
@@ -134,12 +134,12 @@ pub async fn find_session(
     audit: &mut Audit,
 ) -> Result<FoundSession, ApiError> {
     let header = optional_tenant_header(req)?;
-    audit.tenant = header;
     let id = session_of(token).ok_or_else(invalid_refresh_token)?;
     let session = store
         .get_session(&id)
         .await?
         .ok_or_else(invalid_refresh_token)?;
+    // The session, a record this service wrote, establishes the tenant: the attempt is filed.
     audit.tenant = Some(session.tenant_id);
     audit.user = Some(session.user_id);
     audit.session = Some(id);
@@ -186,14 +186,14 @@ pub struct RefreshTokenRequest {
 
 pub fn invalid_refresh_token() -> ApiError {
     ApiError::unauthenticated_with(
-        "invalid_refresh_token",
+        ErrorCode::InvalidRefreshToken,
         "the refresh token is not valid, has expired or its session has ended",
     )
 }
 
 pub fn refresh_token_reused() -> ApiError {
     ApiError::unauthenticated_with(
-        "refresh_token_reused",
+        ErrorCode::RefreshTokenReused,
         "this refresh token was already used; the session has been revoked, sign in again",
     )
 }

@@ -89,6 +89,14 @@ fn default_audit_retention_days() -> u32 {
     365
 }
 
+fn default_reauthentication_window() -> u32 {
+    600
+}
+
+fn default_session_max_age() -> u32 {
+    30 * 86_400
+}
+
 /// A per-tenant secret (never returned by the API): keys the stand-in credential ids shown for
 /// unknown users when the tenant conceals them, so they are stable but not computable.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,7 +163,16 @@ pub struct Tenant {
     /// How long audit records of this tenant are kept (DynamoDB TTL).
     #[serde(default = "default_audit_retention_days")]
     pub audit_retention_days: u32,
-    #[serde(default)]
+    /// How recent a login (`auth_time`) must be to add an authenticator when the user
+    /// already has one.
+    #[serde(default = "default_reauthentication_window")]
+    pub reauthentication_window_secs: u32,
+    /// Absolute lifetime of a passwordless session: refreshing slides the refresh token's
+    /// lifetime, but never past this age of the session.
+    #[serde(default = "default_session_max_age")]
+    pub session_max_age_secs: u32,
+    /// Never returned by the API, and never copied into challenge items.
+    #[serde(default, skip_serializing_if = "TenantSecret::is_empty")]
     pub secret: TenantSecret,
     pub created_at: i64,
 }
@@ -176,6 +193,8 @@ impl Tenant {
             conceal_unknown_users: false,
             refresh_token_ttl_secs: default_refresh_token_ttl(),
             audit_retention_days: default_audit_retention_days(),
+            reauthentication_window_secs: default_reauthentication_window(),
+            session_max_age_secs: default_session_max_age(),
             // Only empty if the OS RNG fails; `validate` refuses such a tenant.
             secret: TenantSecret::generate().unwrap_or_default(),
             created_at,
@@ -185,6 +204,21 @@ impl Tenant {
     /// Seconds an audit record of this tenant is kept.
     pub fn audit_retention_secs(&self) -> i64 {
         i64::from(self.audit_retention_days) * 86_400
+    }
+
+    /// The tenant without its secret: what may be copied into other items (MFA state).
+    pub fn without_secret(&self) -> Self {
+        Self {
+            secret: TenantSecret::default(),
+            ..self.clone()
+        }
+    }
+
+    /// When a passwordless session opened at `created_at` has to end for good, and when its
+    /// refresh token refreshed at `now` expires: the refresh lifetime, capped by that.
+    pub fn session_expiry(&self, created_at: i64, now: i64) -> i64 {
+        let absolute = created_at + i64::from(self.session_max_age_secs);
+        (now + i64::from(self.refresh_token_ttl_secs)).min(absolute)
     }
 
     pub fn allows(&self, method: MethodType) -> bool {
@@ -210,6 +244,12 @@ impl Tenant {
         }
         if !(300..=90 * 86_400).contains(&self.refresh_token_ttl_secs) {
             return Err("refresh token lifetime must be between 300 seconds and 90 days".into());
+        }
+        if !(60..=86_400).contains(&self.reauthentication_window_secs) {
+            return Err("the re-authentication window must be between 60 seconds and 1 day".into());
+        }
+        if !(300..=365 * 86_400).contains(&self.session_max_age_secs) {
+            return Err("the session maximum age must be between 300 seconds and 365 days".into());
         }
         if !(1..=3650).contains(&self.audit_retention_days) {
             return Err("audit retention must be between 1 and 3650 days".into());
@@ -271,7 +311,7 @@ mod tests {
             MethodType::WebauthnFido
         );
         let err = "sms".parse::<MethodType>().unwrap_err();
-        assert_eq!(err.code(), "invalid_request");
+        assert_eq!(err.code(), crate::error::ErrorCode::InvalidRequest);
     }
 
     #[test]
@@ -291,7 +331,7 @@ mod tests {
         assert!(ensure_same_tenant(&a, &a).is_ok());
         assert_eq!(
             ensure_same_tenant(&a, &b).unwrap_err().code(),
-            "tenant_mismatch"
+            crate::error::ErrorCode::TenantMismatch
         );
     }
 }

@@ -9,20 +9,21 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    AuthenticationResult, Credential, Passkey, PasskeyAuthentication, PasskeyRegistration,
-    PublicKeyCredential, RegisterPublicKeyCredential, SecurityKey, SecurityKeyAuthentication,
-    SecurityKeyRegistration, WebauthnError,
+    Credential, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, SecurityKey, SecurityKeyAuthentication, SecurityKeyRegistration,
+    WebauthnError,
 };
 use webauthn_rs_proto::{
     AuthenticatorAttachment, CredentialProtectionPolicy, PublicKeyCredentialCreationOptions,
     PublicKeyCredentialHints, PublicKeyCredentialRequestOptions, ResidentKeyRequirement,
 };
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::CredentialId;
-use crate::store::{CredentialRecord, CredentialUse, UserRecord};
+use crate::store::{CounterRule, CredentialRecord, CredentialUse, UserRecord};
 use crate::tenant::{MethodType, Tenant, UserVerification};
 
+pub use webauthn_rs::prelude::AuthenticationResult;
 pub use webauthn_rs_proto;
 
 /// webauthn-rs state of a registration in progress, tagged by the API that produced it.
@@ -129,12 +130,31 @@ fn shape_options(options: &mut PublicKeyCredentialCreationOptions, method: Metho
     }
 }
 
-/// Verifies the attestation against the pending state.
+/// Why an attestation was refused. Each surface maps it to its own error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AttestationRejected {
+    /// The credential is one the user already has (it was in `excludeCredentials`).
+    #[error("the credential is already registered")]
+    AlreadyRegistered,
+    /// The credential's public key uses an algorithm the options did not offer.
+    #[error("the credential's algorithm was not offered")]
+    AlgorithmNotOffered,
+    #[error("the authenticator did not verify the user")]
+    UserNotVerified,
+    /// Anything else: challenge, origin, RP id hash, type, flags, format, signature.
+    #[error("the attestation did not verify")]
+    Invalid,
+}
+
+/// Verifies the attestation against the pending state. `already_registered` says whether the
+/// presented credential id is stored already: webauthn-rs reports an excluded credential and
+/// an algorithm that was not offered with one error, and this tells them apart.
 pub fn finish_registration(
     tenant: &Tenant,
     state: &RegistrationState,
     credential: &RegisterPublicKeyCredential,
-) -> Result<Credential, ApiError> {
+    already_registered: bool,
+) -> Result<Result<Credential, AttestationRejected>, ApiError> {
     let webauthn = tenant.webauthn()?;
     let result = match state {
         RegistrationState::Passkey(s) => webauthn
@@ -144,24 +164,19 @@ pub fn finish_registration(
             .finish_securitykey_registration(credential, s)
             .map(Credential::from),
     };
-    result.map_err(|err| {
+    Ok(result.map_err(|err| {
         tracing::info!(error = %err, "attestation rejected");
         match err {
-            // webauthn-rs's name for "this credential is in excludeCredentials".
-            WebauthnError::CredentialAlteredAlgFromRequest => ApiError::conflict(
-                "credential_already_registered",
-                "this authenticator is already registered for the user",
-            ),
-            WebauthnError::UserNotVerified => ApiError::bad_request(
-                "invalid_attestation",
-                "the authenticator did not verify the user, which this enrollment requires",
-            ),
-            _ => ApiError::bad_request(
-                "invalid_attestation",
-                "the attestation could not be verified against the pending enrollment",
-            ),
+            WebauthnError::CredentialAlteredAlgFromRequest if already_registered => {
+                AttestationRejected::AlreadyRegistered
+            }
+            WebauthnError::CredentialAlteredAlgFromRequest => {
+                AttestationRejected::AlgorithmNotOffered
+            }
+            WebauthnError::UserNotVerified => AttestationRejected::UserNotVerified,
+            _ => AttestationRejected::Invalid,
         }
-    })
+    }))
 }
 
 /// webauthn-rs state of an authentication in progress.
@@ -174,18 +189,20 @@ pub enum AuthenticationState {
     SecurityKey(SecurityKeyAuthentication),
 }
 
-/// A passkey whose counter may legitimately go backwards: backup-eligible (synced), or one that
-/// registered with counter 0 as synced passkeys do. Security keys never qualify: a counter that
-/// does not advance on one of them suggests a cloned authenticator.
+/// A passkey whose counter may legitimately go backwards: backup-eligible at registration
+/// (synced), or one that registered with counter 0 as synced passkeys do. Decided from what
+/// was registered, never from what an assertion claims: security keys never qualify, so a
+/// counter that does not advance on one of them is treated as a cloned authenticator.
 pub fn may_be_synced(record: &CredentialRecord) -> bool {
     record.backup_eligible
         || (record.method_type == MethodType::WebauthnPasskey
             && record.registration_sign_count == 0)
 }
 
-/// The webauthn-rs credential of a record, with the record's live counter and flags. For a
-/// passkey that may be synced the counter is left at 0, so webauthn-rs accepts any counter and
-/// [`counter_regressed`] decides (and audits) instead.
+/// The webauthn-rs credential of a record, with the record's counter and flags. For a passkey
+/// that may be synced the counter is left at 0, so webauthn-rs accepts any counter and
+/// [`credential_use`] decides (and audits) instead. The backup-eligible flag is the one
+/// registered: it never changes for a credential (WebAuthn L3 §6.1.3).
 pub fn webauthn_credential(record: &CredentialRecord) -> Result<Credential, ApiError> {
     let mut credential: Credential =
         serde_json::from_str(&record.webauthn_credential).map_err(|e| {
@@ -206,35 +223,38 @@ pub fn counter_regressed(record: &CredentialRecord, result: &AuthenticationResul
     (result.counter() > 0 || record.sign_count > 0) && result.counter() <= record.sign_count
 }
 
-/// What an accepted assertion changes on its credential. A counter that did not advance is
-/// allowed here only for a passkey that may be synced (webauthn-rs rejects it on a security
-/// key as possibly cloned), and is logged and counted.
+/// What an accepted assertion changes on its credential. Only the backup *state* is taken
+/// from the assertion. The counter is written with a condition on the live stored value
+/// ([`CounterRule`]), so a stale copy of the credential can never lower it.
 pub fn credential_use(
     record: &CredentialRecord,
     result: &AuthenticationResult,
     now: i64,
 ) -> CredentialUse {
-    let regressed = counter_regressed(record, result);
-    if regressed {
+    let rule = if !may_be_synced(record) {
+        CounterRule::MustAdvance
+    } else if counter_regressed(record, result) {
         tracing::warn!(
             event = "counter_regression_allowed",
             stored = record.sign_count,
             presented = result.counter(),
             "signature counter did not advance on a passkey that may be synced"
         );
-    }
+        CounterRule::Regressed
+    } else {
+        CounterRule::AdvanceIfHigher
+    };
     CredentialUse {
-        sign_count: record.sign_count.max(result.counter()),
-        backup_eligible: result.backup_eligible(),
+        sign_count: result.counter(),
         backup_state: result.backup_state(),
-        counter_regressed: regressed,
+        rule,
         now,
     }
 }
 
 /// The RFC 8176 method of the key: `swk` for a synced (backup-eligible) passkey, else `hwk`.
-pub fn key_amr(record: &CredentialRecord, backup_eligible: bool) -> &'static str {
-    if backup_eligible && record.method_type == MethodType::WebauthnPasskey {
+pub fn key_amr(record: &CredentialRecord) -> &'static str {
+    if record.backup_eligible && record.method_type == MethodType::WebauthnPasskey {
         "swk"
     } else {
         "hwk"
@@ -298,13 +318,38 @@ pub fn start_authentication(
     Ok(StartedAuthentication { options, state })
 }
 
+/// Why an assertion was refused. Each surface maps it to its own error, exhaustively.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AssertionRejected {
+    /// The credential is not one the ceremony allows (unknown, another user's, not listed).
+    #[error("the credential is not allowed in this ceremony")]
+    UnknownCredential,
+    #[error("the authenticator did not verify the user")]
+    UserNotVerified,
+    /// The signature counter did not advance on an authenticator that must advance it.
+    #[error("the signature counter did not advance")]
+    CounterNotAdvanced,
+    /// The backup-eligible flag differs from the one registered (L3 §6.1.3: it never changes).
+    #[error("the backup eligibility differs from registration")]
+    BackupEligibilityChanged,
+    /// The assertion's `userHandle` names another user than the credential's owner.
+    #[error("the user handle names another user")]
+    UserHandleMismatch,
+    /// Anything else: signature, client data type/challenge/origin, RP id hash, flags.
+    #[error("the assertion did not verify")]
+    Invalid,
+}
+
 /// Verifies an assertion against the state: signature, client data (type, challenge, origin),
-/// RP id, allowed credential, user verification and counter.
+/// RP id hash, user presence, allowed credential, user verification and counter (webauthn-rs),
+/// then that the backup-eligible flag is the registered one (this crate). The outer error is
+/// a server fault; the inner one the client's.
 pub fn finish_authentication(
     tenant: &Tenant,
     state: &AuthenticationState,
     credential: &PublicKeyCredential,
-) -> Result<AuthenticationResult, ApiError> {
+    registered: &[CredentialRecord],
+) -> Result<Result<AuthenticationResult, AssertionRejected>, ApiError> {
     let webauthn = tenant.webauthn()?;
     let result = match state {
         AuthenticationState::Passkey(s) => webauthn.finish_passkey_authentication(credential, s),
@@ -312,30 +357,71 @@ pub fn finish_authentication(
             webauthn.finish_securitykey_authentication(credential, s)
         }
     };
-    result.map_err(|err| {
-        tracing::info!(error = %err, "assertion rejected");
-        match err {
-            WebauthnError::CredentialPossibleCompromise => ApiError::InvalidCredential {
-                code: "possible_cloned_authenticator",
-                message: "the authenticator's signature counter went backwards; it may be cloned"
-                    .into(),
-            },
-            WebauthnError::UserNotVerified => ApiError::InvalidCredential {
-                code: "user_verification_required",
-                message: "the authenticator did not verify the user, which this login requires"
-                    .into(),
-            },
-            _ => ApiError::InvalidCredential {
-                code: "invalid_credential",
-                message: "the credential could not be verified".into(),
-            },
+    let result = match result {
+        Ok(result) => result,
+        Err(err) => {
+            tracing::info!(error = %err, "assertion rejected");
+            return Ok(Err(match err {
+                WebauthnError::CredentialNotFound => AssertionRejected::UnknownCredential,
+                WebauthnError::CredentialPossibleCompromise => {
+                    AssertionRejected::CounterNotAdvanced
+                }
+                WebauthnError::UserNotVerified => AssertionRejected::UserNotVerified,
+                WebauthnError::CredentialBackupEligibilityInconsistent => {
+                    AssertionRejected::BackupEligibilityChanged
+                }
+                _ => AssertionRejected::Invalid,
+            }));
         }
-    })
+    };
+    let Some(record) = registered
+        .iter()
+        .find(|r| r.credential_id.as_bytes() == result.cred_id().as_slice())
+    else {
+        return Ok(Err(AssertionRejected::UnknownCredential));
+    };
+    // webauthn-rs lets a passkey "upgrade" to backup-eligible; the flag is fixed at
+    // registration, and leniency for synced passkeys must not be claimable by an assertion.
+    if result.backup_eligible() != record.backup_eligible {
+        tracing::warn!(
+            event = "backup_eligibility_changed",
+            registered = record.backup_eligible,
+            "assertion claims another backup eligibility than registered"
+        );
+        return Ok(Err(AssertionRejected::BackupEligibilityChanged));
+    }
+    Ok(Ok(result))
 }
 
 #[derive(Deserialize)]
 struct ClientData {
     challenge: String,
+}
+
+/// Longest challenge accepted from a client (ours are 32 bytes). It becomes part of a
+/// DynamoDB key, whose limit is 2048 bytes.
+pub const MAX_CHALLENGE_BYTES: usize = 64;
+
+/// WebAuthn's limit on a credential id (L3 §5.1.3 `rawId`, §7.1 step 23: at most 1023 bytes).
+pub const MAX_CREDENTIAL_ID_BYTES: usize = 1023;
+
+/// The presented credential id, refused before it is stored, logged or used as a key when it
+/// is empty or longer than WebAuthn allows.
+pub fn presented_credential_id(raw_id: &[u8]) -> Result<CredentialId, ApiError> {
+    if raw_id.is_empty() || raw_id.len() > MAX_CREDENTIAL_ID_BYTES {
+        return Err(ApiError::BadRequest {
+            code: ErrorCode::InvalidRequest,
+            message: format!(
+                "credential.rawId must be 1 to {MAX_CREDENTIAL_ID_BYTES} bytes (WebAuthn's limit)"
+            )
+            .into(),
+            details: Some(serde_json::json!({
+                "field": "credential",
+                "max_bytes": MAX_CREDENTIAL_ID_BYTES,
+            })),
+        });
+    }
+    Ok(CredentialId::from_bytes(raw_id.to_vec()))
 }
 
 /// The challenge a client signed, read from its clientDataJSON: it names the pending state to
@@ -355,6 +441,12 @@ pub fn challenge_from_client_data(client_data_json: &[u8]) -> Result<String, Api
                 "the challenge in clientDataJSON is not base64url",
             )
         })?;
+    if bytes.is_empty() || bytes.len() > MAX_CHALLENGE_BYTES {
+        return Err(ApiError::invalid_field(
+            "credential",
+            format!("the challenge in clientDataJSON must be 1 to {MAX_CHALLENGE_BYTES} bytes"),
+        ));
+    }
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -432,8 +524,13 @@ mod tests {
         assert_eq!(challenge_from_client_data(json).unwrap(), "AAEC_w");
         assert_eq!(
             challenge_from_client_data(b"{}").unwrap_err().code(),
-            "invalid_request"
+            ErrorCode::InvalidRequest
         );
+        let long = format!(r#"{{"challenge":"{}"}}"#, "A".repeat(200));
+        assert!(challenge_from_client_data(long.as_bytes()).is_err());
+        assert!(presented_credential_id(&[0; 1023]).is_ok());
+        assert!(presented_credential_id(&[0; 1024]).is_err());
+        assert!(presented_credential_id(&[]).is_err());
         assert!(challenge_from_client_data(br#"{"challenge":"**"}"#).is_err());
     }
 

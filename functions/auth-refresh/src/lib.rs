@@ -49,6 +49,15 @@ async fn refresh(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
             .await?;
         return Err(invalid_refresh_token());
     };
+    // Refreshing slides the token's lifetime, never the session's: past the tenant's
+    // `session_max_age_secs` the user signs in again.
+    let expires_at = tenant.session_expiry(session.created_at, now);
+    if expires_at <= now {
+        store
+            .revoke_session(&session.session_id, "max_age", now)
+            .await?;
+        return Err(invalid_refresh_token());
+    }
 
     let next = new_refresh_token(&session.session_id)?;
     let rotated = store
@@ -56,7 +65,7 @@ async fn refresh(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
             session: &session,
             new_hash: next.hash.clone(),
             now,
-            expires_at: now + i64::from(tenant.refresh_token_ttl_secs),
+            expires_at,
         })
         .await?;
     if !rotated {

@@ -9,7 +9,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 use shared::config::ConfigError;
-use shared::error::ApiError;
+use shared::error::{ApiError, ErrorCode};
 use shared::http::{json_body, optional_tenant_header, request_id, respond_v1, v1_ok, ApiResult};
 use shared::passwordless::{
     concealed_options, parse_email, resolve_user, unknown_user, LoginCeremony,
@@ -63,7 +63,7 @@ async fn begin(state: &State, req: &Request) -> ApiResult {
     let (options, ceremony, user_id) = if credentials.is_empty() {
         if !tenant.conceal_unknown_users {
             return Err(ApiError::not_found(
-                "no_credentials",
+                ErrorCode::NoCredentials,
                 "the user has no registered passkey or security key",
             ));
         }

@@ -1,28 +1,32 @@
 //! `POST /api/v1/webauthn/authenticate/complete` (seed 003) `{credential, email}`: finishes a
 //! passwordless login. In the seed's order: the user by e-mail (the `email-index` GSI); the
-//! challenge the assertion was made for (named by its clientDataJSON) and its expiry; the
-//! credential under the user's key (ownership); the assertion (signature, client data, RP id,
-//! origin, user verification, counter) and user handle; the device fingerprint; an access
-//! token (the system JWT) and an opaque refresh token; then one transaction that consumes the
-//! challenge, records the credential's use, trusts the device, opens the session and writes
-//! the audit record. A failed attempt burns the challenge and is audited too.
+//! challenge the assertion was made for (named by its clientDataJSON) and its expiry, read
+//! together with the credential under the user's key (ownership); the assertion (signature,
+//! client data, RP id, origin, user verification, backup eligibility) and user handle; the
+//! device fingerprint; an access token (the system JWT) and an opaque refresh token; then the
+//! challenge is consumed and one transaction records the credential's use (its counter judged
+//! against the live value), trusts the device, opens the session and writes the audit record.
+//! A failed attempt burns the challenge it named. On a tenant that conceals unknown users,
+//! every failure after the lookup is the same answer after the same store work.
 
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use shared::audit::{Audit, AuditEvent};
 use shared::device::fingerprint;
-use shared::error::ApiError;
+use shared::error::{ApiError, ErrorCode};
 use shared::http::{json_body, optional_tenant_header, request_id, respond_v1, v1_ok, ApiResult};
 use shared::ids::{CredentialId, SessionId};
-use shared::passwordless::{parse_email, resolve_user, unknown_user, LoginCeremony};
+use shared::passwordless::{parse_email, resolve_user, unknown_user, LoginCeremony, LoginUser};
 use shared::session::{access_token, new_refresh_token, TokenData};
 use shared::store::{
-    ChallengeKind, ChallengeRecord, ConsumeChallenge, DeviceSighting, LoginCommit,
-    LoginCommitOutcome, SessionRecord, Store,
+    ChallengeKind, ChallengeRecord, ConsumeChallenge, CredentialRecord, DeviceSighting,
+    LoginCommit, LoginCommitOutcome, SessionRecord, Store, UserRecord,
 };
+use shared::tenant::Tenant;
 use shared::webauthn::webauthn_rs_proto::PublicKeyCredential;
 use shared::webauthn::{
     challenge_from_client_data, credential_use, finish_authentication, key_amr,
+    presented_credential_id, AssertionRejected, AuthenticationResult,
 };
 use tracing::{instrument, Span};
 
@@ -57,7 +61,7 @@ fn completion_failed(err: ApiError) -> ApiError {
         ApiError::BadRequest {
             message, details, ..
         } => ApiError::BadRequest {
-            code: "authentication_completion_failed",
+            code: ErrorCode::AuthenticationCompletionFailed,
             message,
             details,
         },
@@ -65,35 +69,79 @@ fn completion_failed(err: ApiError) -> ApiError {
     }
 }
 
-fn challenge_not_found() -> ApiError {
-    ApiError::not_found(
-        "challenge_not_found",
-        "the authentication challenge does not exist, has expired or was already used",
-    )
+/// Why a login that got past the user lookup failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LoginFailure {
+    /// No pending login of this user for the assertion's challenge.
+    ChallengeNotFound,
+    /// The credential is not one of the user's.
+    UnknownCredential,
+    Rejected(AssertionRejected),
 }
 
-fn invalid_credential() -> ApiError {
-    ApiError::InvalidCredential {
-        code: "invalid_credential",
-        message: "the credential is not registered for this user".into(),
+/// This surface's answer to a failed login. A tenant that conceals unknown users gets one
+/// answer for all of them, so an unknown address, a user without passkeys, a wrong signature
+/// and a foreign challenge cannot be told apart.
+fn refusal(tenant: &Tenant, failure: LoginFailure) -> ApiError {
+    let invalid_credential = |message: &'static str| ApiError::InvalidCredential {
+        code: ErrorCode::InvalidCredential,
+        message: message.into(),
+    };
+    if tenant.conceal_unknown_users {
+        return invalid_credential("the credential could not be verified for this account");
     }
-}
-
-fn invalid_assertion(reason: &str) -> ApiError {
-    ApiError::InvalidCredential {
-        code: "invalid_assertion",
-        message: match reason {
-            "user_verification_required" => {
-                "the authenticator did not verify the user (PIN or biometric), which passwordless login requires"
-            }
-            "possible_cloned_authenticator" => {
-                "the authenticator's signature counter went backwards; it may be cloned"
-            }
-            "user_handle_mismatch" => "the assertion's user handle names another user",
-            _ => "the assertion could not be verified",
+    let invalid_assertion = |message: &'static str| ApiError::InvalidCredential {
+        code: ErrorCode::InvalidAssertion,
+        message: message.into(),
+    };
+    match failure {
+        LoginFailure::ChallengeNotFound => ApiError::not_found(
+            ErrorCode::ChallengeNotFound,
+            "the authentication challenge does not exist, has expired or was already used",
+        ),
+        LoginFailure::UnknownCredential
+        | LoginFailure::Rejected(AssertionRejected::UnknownCredential) => {
+            invalid_credential("the credential is not registered for this user")
         }
-        .into(),
+        LoginFailure::Rejected(AssertionRejected::UserNotVerified) => invalid_assertion(
+            "the authenticator did not verify the user (PIN or biometric), which passwordless login requires",
+        ),
+        LoginFailure::Rejected(AssertionRejected::CounterNotAdvanced) => invalid_assertion(
+            "the authenticator's signature counter did not advance; it may be cloned",
+        ),
+        LoginFailure::Rejected(AssertionRejected::BackupEligibilityChanged) => invalid_assertion(
+            "the authenticator reports another backup eligibility than at registration",
+        ),
+        LoginFailure::Rejected(AssertionRejected::UserHandleMismatch) => {
+            invalid_assertion("the assertion's user handle names another user")
+        }
+        LoginFailure::Rejected(AssertionRejected::Invalid) => {
+            invalid_assertion("the assertion could not be verified")
+        }
     }
+}
+
+/// A parsed, bounded request: nothing here has touched the store yet.
+struct Attempt {
+    body: CompleteRequest,
+    email: String,
+    presented: CredentialId,
+    key: String,
+}
+
+fn parse(req: &Request) -> Result<Attempt, ApiError> {
+    let body: CompleteRequest = json_body(req).map_err(completion_failed)?;
+    let email = parse_email(&body.email).map_err(completion_failed)?;
+    let presented = presented_credential_id(&body.credential.raw_id).map_err(completion_failed)?;
+    let challenge = challenge_from_client_data(&body.credential.response.client_data_json)
+        .map_err(completion_failed)?;
+    let key = ChallengeRecord::ceremony_key(ChallengeKind::Login, &challenge);
+    Ok(Attempt {
+        body,
+        email,
+        presented,
+        key,
+    })
 }
 
 async fn complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
@@ -101,90 +149,121 @@ async fn complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult 
     let now = common.now();
     let store = &common.store;
     let header = optional_tenant_header(req)?;
-    audit.tenant = header;
-    let body: CompleteRequest = json_body(req).map_err(completion_failed)?;
-    let email = parse_email(&body.email).map_err(completion_failed)?;
-    let presented = CredentialId::from_bytes(body.credential.raw_id.clone());
-    audit.credential = Some(presented.clone());
+    let attempt = parse(req)?;
     let span = Span::current();
-    span.record("credential_id", tracing::field::display(&presented));
+    span.record("credential_id", tracing::field::display(&attempt.presented));
 
     // 1. User lookup.
-    let login = resolve_user(store, header, &email).await?;
+    let login = resolve_user(store, header, &attempt.email).await?;
     let tenant = login.tenant();
-    audit.tenant(tenant);
-    audit.user = login.known().map(|u| u.user_id);
     span.record("tenant_id", tracing::field::display(tenant.tenant_id));
-    if let Some(user) = login.known() {
-        span.record("user_id", tracing::field::display(user.user_id));
-    }
 
-    // 2. The challenge this assertion answers: the user's, or the stand-in one a concealing
-    // tenant handed out for this address.
-    let challenge = challenge_from_client_data(&body.credential.response.client_data_json)
-        .map_err(completion_failed)?;
-    let key = ChallengeRecord::ceremony_key(ChallengeKind::Login, &challenge);
-    let record = store
-        .get_challenge(&key, now)
-        .await?
-        .filter(|c| c.kind == ChallengeKind::Login && c.tenant_id == tenant.tenant_id)
-        .filter(|c| {
-            c.user_id == login.user_id()
-                || (tenant.conceal_unknown_users && c.user_id == unknown_user())
-        })
-        .ok_or_else(challenge_not_found)?;
-    let consume = ConsumeChallenge {
-        key: &key,
-        kind: ChallengeKind::Login,
-        tenant: Some(&tenant.tenant_id),
-        user: Some(&record.user_id),
-        method_type: None,
-        require_state: false,
-        now,
-    };
-
-    // 3. Credential lookup: found under the user's key, or not theirs.
-    let credential = store
-        .get_credential(&tenant.tenant_id, &record.user_id, &presented)
-        .await?;
-    let (Some(credential), Some(user)) = (credential, login.known()) else {
-        burn(store, &consume).await;
-        return Err(invalid_credential());
-    };
-
-    // 4. Assertion verification.
-    let ceremony: LoginCeremony = serde_json::from_str(record.state.as_deref().unwrap_or_default())
-        .map_err(|e| ApiError::internal(format!("stored login state: {e}")))?;
-    let Some(auth) = ceremony.auth else {
-        burn(store, &consume).await;
-        return Err(invalid_credential());
-    };
-    let result = match finish_authentication(tenant, &auth, &body.credential) {
-        Ok(result) => result,
-        Err(err) => {
-            burn(store, &consume).await;
-            return Err(invalid_assertion(err.code()));
+    // 2–4. Challenge, credential, assertion.
+    let verified = match verify(store, &login, &attempt, audit, now).await? {
+        Ok(verified) => verified,
+        Err(failure) => {
+            burn(store, &attempt.key, now).await;
+            return Err(refusal(tenant, failure));
         }
     };
-    let handle_matches = body
+    span.record("user_id", tracing::field::display(verified.user.user_id));
+    open_session(state, req, tenant, &verified, &attempt, audit, now).await
+}
+
+/// What a verified assertion established.
+struct Verified {
+    user: UserRecord,
+    credential: CredentialRecord,
+    result: AuthenticationResult,
+}
+
+/// Reads the challenge and the credential together and verifies the assertion. Every failure
+/// here has done the same store work (two key reads), whoever the address names.
+async fn verify(
+    store: &Store,
+    login: &LoginUser,
+    attempt: &Attempt,
+    audit: &mut Audit,
+    now: i64,
+) -> Result<Result<Verified, LoginFailure>, ApiError> {
+    let tenant = login.tenant();
+    let user_id = login.user_id();
+    let (challenge, credential) = tokio::try_join!(
+        store.read_challenge(&attempt.key),
+        store.get_credential(&tenant.tenant_id, &user_id, &attempt.presented),
+    )?;
+    let Some(challenge) =
+        challenge.filter(|c| c.kind == ChallengeKind::Login && c.tenant_id == tenant.tenant_id)
+    else {
+        return Ok(Err(LoginFailure::ChallengeNotFound));
+    };
+    // The challenge, a record this service wrote, establishes the tenant: the attempt is filed.
+    audit.tenant(tenant);
+    audit.credential = Some(attempt.presented.clone());
+    let stand_in = tenant.conceal_unknown_users && challenge.user_id == unknown_user();
+    if challenge.user_id != login.user_id() && !stand_in {
+        // Another user's pending login: it was exposed, so it is burnt like a failure.
+        return Ok(Err(LoginFailure::ChallengeNotFound));
+    }
+    audit.user = login.known().map(|u| u.user_id);
+    if challenge.expires_at <= now {
+        return Ok(Err(LoginFailure::ChallengeNotFound));
+    }
+    let (Some(credential), Some(user)) = (credential, login.known()) else {
+        return Ok(Err(LoginFailure::UnknownCredential));
+    };
+    audit.method = Some(credential.method_type.as_str().to_owned());
+    let ceremony: LoginCeremony =
+        serde_json::from_str(challenge.state.as_deref().unwrap_or_default())
+            .map_err(|e| ApiError::internal(format!("stored login state: {e}")))?;
+    let Some(auth) = ceremony.auth else {
+        return Ok(Err(LoginFailure::UnknownCredential));
+    };
+    let registered = std::slice::from_ref(&credential);
+    let result = match finish_authentication(tenant, &auth, &attempt.body.credential, registered)? {
+        Ok(result) => result,
+        Err(rejected) => return Ok(Err(LoginFailure::Rejected(rejected))),
+    };
+    // §7.2 step 6: a user handle, when present, must name the credential's owner.
+    let handle_matches = attempt
+        .body
         .credential
         .response
         .user_handle
         .as_deref()
         .is_none_or(|handle| handle == user.user_id.as_uuid().as_bytes());
-    if !handle_matches || result.cred_id().as_slice() != credential.credential_id.as_bytes() {
-        burn(store, &consume).await;
-        return Err(invalid_assertion("user_handle_mismatch"));
+    if !handle_matches {
+        return Ok(Err(LoginFailure::Rejected(
+            AssertionRejected::UserHandleMismatch,
+        )));
     }
-    let used = credential_use(&credential, &result, now);
+    Ok(Ok(Verified {
+        user: user.clone(),
+        credential,
+        result,
+    }))
+}
 
-    // 5. Device trust.
+/// Steps 5–10: device, tokens, session, then the challenge consumed and one transaction.
+async fn open_session(
+    state: &State,
+    req: &Request,
+    tenant: &Tenant,
+    verified: &Verified,
+    attempt: &Attempt,
+    audit: &mut Audit,
+    now: i64,
+) -> ApiResult {
+    let Verified {
+        user,
+        credential,
+        result,
+    } = verified;
+    let used = credential_use(credential, result, now);
     let client = audit.client.clone();
     let device = fingerprint(req, &tenant.tenant_id, client.user_agent.as_deref());
     audit.device_hash = Some(device.hash.clone());
-    audit.method = Some(credential.method_type.as_str().to_owned());
 
-    // 6. Tokens and 7. the session they belong to.
     let session_id = SessionId::new_random();
     let refresh = new_refresh_token(&session_id)?;
     let session = SessionRecord {
@@ -195,7 +274,7 @@ async fn complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult 
         device_hash: Some(device.hash.clone()),
         // RFC 8176: the key, a verified user; possession plus PIN or biometric is multi-factor.
         amr: vec![
-            key_amr(&credential, result.backup_eligible()).to_owned(),
+            key_amr(credential).to_owned(),
             "user".to_owned(),
             "mfa".to_owned(),
         ],
@@ -207,14 +286,13 @@ async fn complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult 
         refresh_token_hash: refresh.hash.clone(),
         previous_token_hashes: Vec::new(),
         rotations: 0,
-        expires_at: now + i64::from(tenant.refresh_token_ttl_secs),
+        expires_at: tenant.session_expiry(now, now),
         revoked_at: None,
         revoked_reason: None,
     };
     let (access, _) = access_token(&state.issuer, tenant, &session, now)?;
     audit.session = Some(session_id);
 
-    // 8–10. Credential update, challenge consumption and audit, with the above, at once.
     let audit_record = audit
         .record(Ok(()), now)
         .ok_or_else(|| ApiError::internal("audit record without a tenant"))?;
@@ -228,20 +306,28 @@ async fn complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult 
         credential_id: credential.credential_id.clone(),
         now,
     };
-    let outcome = store
+    let outcome = state
+        .common
+        .store
         .commit_login(&LoginCommit {
-            challenge: consume,
-            credential: &credential,
+            challenge: consume(&attempt.key, now),
+            credential,
             used: &used,
             device: &sighting,
             session: &session,
             audit: &audit_record,
         })
         .await?;
-    match outcome {
-        LoginCommitOutcome::Committed => {}
-        LoginCommitOutcome::ChallengeGone => return Err(challenge_not_found()),
-        LoginCommitOutcome::CredentialGone => return Err(invalid_credential()),
+    let failure = match outcome {
+        LoginCommitOutcome::Committed => None,
+        LoginCommitOutcome::ChallengeGone => Some(LoginFailure::ChallengeNotFound),
+        LoginCommitOutcome::CredentialGone => Some(LoginFailure::UnknownCredential),
+        LoginCommitOutcome::CounterNotAdvanced => Some(LoginFailure::Rejected(
+            AssertionRejected::CounterNotAdvanced,
+        )),
+    };
+    if let Some(failure) = failure {
+        return Err(refusal(tenant, failure));
     }
     audit.log(Ok(()));
     Ok(v1_ok(
@@ -259,9 +345,25 @@ async fn complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult 
     ))
 }
 
-/// A failed attempt uses up its challenge: the client starts over with a fresh one.
-async fn burn(store: &Store, consume: &ConsumeChallenge<'_>) {
-    if let Err(err) = store.consume_challenge(consume.clone()).await {
+/// The conditional delete that takes a login challenge: any live login challenge under the
+/// key (verification already tied it to this user and tenant).
+fn consume(key: &str, now: i64) -> ConsumeChallenge<'_> {
+    ConsumeChallenge {
+        key,
+        kind: ChallengeKind::Login,
+        tenant: None,
+        user: None,
+        method_type: None,
+        require_state: false,
+        now,
+    }
+}
+
+/// A failed attempt uses up the challenge it named (if there is one): the client starts over
+/// with a fresh one. The delete is made whether or not the challenge exists, so every failure
+/// costs the same.
+async fn burn(store: &Store, key: &str, now: i64) {
+    if let Err(err) = store.consume_challenge(consume(key, now)).await {
         tracing::warn!(error = %err, "could not discard the challenge of a failed login");
     }
 }

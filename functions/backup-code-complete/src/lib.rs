@@ -10,15 +10,13 @@ use shared::audit::{Audit, AuditEvent};
 use shared::clock::rfc3339;
 use shared::codes::{BackupCodeHasher, LOCKOUT_SECS, MAX_FAILED_ATTEMPTS};
 use shared::config::ConfigError;
-use shared::error::ApiError;
+use shared::error::{found, ApiError, ErrorCode};
 use shared::http::{
     json_body, json_response, optional_tenant_header, request_id, respond, ApiResult,
 };
-use shared::mfa::{
-    challenge_not_found, check_optional_tenant_header, conclude, parse_challenge_id, TokenIssuer,
-};
+use shared::mfa::{conclude, consume_mfa_challenge, parse_challenge_id, TokenIssuer};
 use shared::state::Common;
-use shared::store::{found, ChallengeKind, ConsumeChallenge, FailedCode};
+use shared::store::FailedCode;
 use tracing::{instrument, Span};
 
 /// Longer input is not a code; refuse it before hashing.
@@ -57,14 +55,14 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
 
 fn wrong_code() -> ApiError {
     ApiError::InvalidCredential {
-        code: "invalid_backup_code",
+        code: ErrorCode::InvalidBackupCode,
         message: "the backup code is not valid".into(),
     }
 }
 
 fn locked(until: i64) -> ApiError {
     ApiError::Locked {
-        code: "backup_codes_locked",
+        code: ErrorCode::BackupCodesLocked,
         message: "too many wrong backup codes; try again later".into(),
         details: Some(json!({ "locked_until": rfc3339(until) })),
     }
@@ -73,9 +71,9 @@ fn locked(until: i64) -> ApiError {
 async fn backup_code_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let common = &state.common;
     let now = common.now();
-    audit.tenant = optional_tenant_header(req).ok().flatten();
+    let header = optional_tenant_header(req)?;
     let body: CompleteRequest = json_body(req)?;
-    let key = ChallengeKind::Mfa.key(&parse_challenge_id(&body.challenge_id)?);
+    let id = parse_challenge_id(&body.challenge_id)?;
     let code_chars = body.code.trim().chars().count();
     if code_chars == 0 || code_chars > MAX_CODE_CHARS {
         return Err(ApiError::invalid_field(
@@ -84,32 +82,25 @@ async fn backup_code_complete(state: &State, req: &Request, audit: &mut Audit) -
         ));
     }
     let store = &common.store;
-    let challenge = store
-        .consume_challenge(ConsumeChallenge {
-            key: &key,
-            kind: ChallengeKind::Mfa,
-            tenant: None,
-            user: None,
-            method_type: None,
-            require_state: false,
-            now,
-        })
-        .await?
-        .ok_or_else(challenge_not_found)?;
+    let challenge = consume_mfa_challenge(store, &id, header, false, now).await?;
     let (tenant_id, user_id) = (challenge.tenant_id, challenge.user_id);
     let span = Span::current();
     span.record("tenant_id", tracing::field::display(tenant_id));
     span.record("user_id", tracing::field::display(user_id));
+    // The consumed challenge establishes the tenant: from here on the attempt is filed.
     audit.tenant = Some(tenant_id);
     audit.user = Some(user_id);
-    check_optional_tenant_header(req, &tenant_id)?;
 
     let (tenant, codes, credentials) = tokio::try_join!(
         store.get_tenant(&tenant_id),
         store.get_backup_codes(&tenant_id, &user_id),
         store.list_credentials(&tenant_id, &user_id),
     )?;
-    let tenant = found(tenant, "tenant_not_found", "the tenant does not exist")?;
+    let tenant = found(
+        tenant,
+        ErrorCode::TenantNotFound,
+        "the tenant does not exist",
+    )?;
     audit.tenant(&tenant);
     let codes = codes.ok_or_else(wrong_code)?;
     if let Some(until) = codes.locked_until(now) {

@@ -6,17 +6,17 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use shared::audit::{Audit, AuditEvent};
-use shared::error::ApiError;
+use shared::error::{ApiError, ErrorCode};
 use shared::http::{
     json_body, json_response, optional_tenant_header, request_id, respond, ApiResult,
 };
 use shared::ids::CredentialId;
-use shared::mfa::{
-    challenge_not_found, check_optional_tenant_header, conclude, parse_challenge_id, MfaCeremony,
-};
-use shared::store::{ChallengeKind, ChallengeRecord, ConsumeChallenge, CredentialRecord, Store};
+use shared::mfa::{conclude, consume_mfa_challenge, parse_challenge_id, MfaCeremony};
+use shared::store::{ChallengeRecord, CredentialRecord, Store, UseOutcome};
 use shared::webauthn::webauthn_rs_proto::PublicKeyCredential;
-use shared::webauthn::{credential_use, finish_authentication, key_amr};
+use shared::webauthn::{
+    credential_use, finish_authentication, key_amr, presented_credential_id, AssertionRejected,
+};
 use tracing::{instrument, Span};
 
 /// Store, verifier, clock and the signing key, built once per cold start.
@@ -39,41 +39,36 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
 async fn mfa_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let common = &state.common;
     let now = common.now();
-    audit.tenant = optional_tenant_header(req).ok().flatten();
+    let header = optional_tenant_header(req)?;
     let body: CompleteRequest = json_body(req)?;
-    let key = ChallengeKind::Mfa.key(&parse_challenge_id(&body.challenge_id)?);
-    let presented = CredentialId::from_bytes(body.credential.raw_id.clone());
-    audit.credential = Some(presented.clone());
+    let id = parse_challenge_id(&body.challenge_id)?;
+    let presented = presented_credential_id(&body.credential.raw_id)?;
     let store = &common.store;
 
-    let challenge = store
-        .consume_challenge(ConsumeChallenge {
-            key: &key,
-            kind: ChallengeKind::Mfa,
-            tenant: None,
-            user: None,
-            method_type: None,
-            require_state: true,
-            now,
-        })
-        .await?
-        .ok_or_else(challenge_not_found)?;
+    let challenge = consume_mfa_challenge(store, &id, header, true, now).await?;
     let span = Span::current();
     span.record("tenant_id", tracing::field::display(challenge.tenant_id));
     span.record("user_id", tracing::field::display(challenge.user_id));
     span.record("credential_id", tracing::field::display(&presented));
+    // The consumed challenge establishes the tenant: from here on the attempt is filed.
     audit.tenant = Some(challenge.tenant_id);
     audit.user = Some(challenge.user_id);
-    check_optional_tenant_header(req, &challenge.tenant_id)?;
+    audit.credential = Some(presented.clone());
 
     let ceremony: MfaCeremony =
         serde_json::from_str(challenge.state.as_deref().unwrap_or_default())
             .map_err(|e| ApiError::internal(format!("stored MFA state: {e}")))?;
     let tenant = &ceremony.tenant;
     audit.tenant(tenant);
-    let result = match finish_authentication(tenant, &ceremony.auth, &body.credential) {
+    let verified = finish_authentication(
+        tenant,
+        &ceremony.auth,
+        &body.credential,
+        &ceremony.credentials,
+    )?;
+    let result = match verified {
         Ok(result) => result,
-        Err(err) => return Err(explain_failure(store, &challenge, &presented, err).await),
+        Err(rejected) => return Err(refusal(store, &challenge, &presented, rejected).await),
     };
     let record = ceremony
         .credentials
@@ -82,12 +77,16 @@ async fn mfa_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiRes
         .ok_or_else(|| ApiError::internal("verified credential is not in the MFA state"))?;
     audit.method = Some(record.method_type.as_str().to_owned());
 
+    // The counter is judged against the live stored value here, not the snapshot.
     let used = credential_use(record, &result, now);
-    // The credential must still exist (it may have been removed since the options call).
-    if !store.record_credential_use(record, &used).await? {
-        return Err(invalid_credential());
+    match store.record_credential_use(record, &used).await? {
+        UseOutcome::Recorded => {}
+        UseOutcome::CredentialGone => return Err(invalid_credential()),
+        UseOutcome::CounterNotAdvanced => {
+            return Err(seed_rejection(AssertionRejected::CounterNotAdvanced))
+        }
     }
-    let amr = amr(record, result.backup_eligible(), result.user_verified());
+    let amr = amr(record, result.user_verified());
     let response = conclude(
         store,
         &state.issuer,
@@ -109,8 +108,8 @@ async fn mfa_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiRes
 }
 
 /// RFC 8176 methods: a hardware- or software-secured key, user verification, multiple factors.
-fn amr(record: &CredentialRecord, backup_eligible: bool, user_verified: bool) -> Vec<&'static str> {
-    let mut amr = vec![key_amr(record, backup_eligible)];
+fn amr(record: &CredentialRecord, user_verified: bool) -> Vec<&'static str> {
+    let mut amr = vec![key_amr(record)];
     if user_verified {
         amr.push("user");
     }
@@ -120,21 +119,49 @@ fn amr(record: &CredentialRecord, backup_eligible: bool, user_verified: bool) ->
 
 fn invalid_credential() -> ApiError {
     ApiError::InvalidCredential {
-        code: "invalid_credential",
+        code: ErrorCode::InvalidCredential,
         message: "the credential could not be verified".into(),
+    }
+}
+
+/// The seed surface's answer to a refused assertion.
+fn seed_rejection(rejected: AssertionRejected) -> ApiError {
+    let (code, message) = match rejected {
+        AssertionRejected::CounterNotAdvanced => (
+            ErrorCode::PossibleClonedAuthenticator,
+            "the authenticator's signature counter did not advance; it may be cloned",
+        ),
+        AssertionRejected::BackupEligibilityChanged => (
+            ErrorCode::PossibleClonedAuthenticator,
+            "the authenticator reports another backup eligibility than at registration; it may be cloned or tampered with",
+        ),
+        AssertionRejected::UserNotVerified => (
+            ErrorCode::UserVerificationRequired,
+            "the authenticator did not verify the user, which this login requires",
+        ),
+        AssertionRejected::UnknownCredential
+        | AssertionRejected::UserHandleMismatch
+        | AssertionRejected::Invalid => (
+            ErrorCode::InvalidCredential,
+            "the credential could not be verified",
+        ),
+    };
+    ApiError::InvalidCredential {
+        code,
+        message: message.into(),
     }
 }
 
 /// A credential of another tenant is reported as a tenant mismatch; everything else keeps the
 /// verification error.
-async fn explain_failure(
+async fn refusal(
     store: &Store,
     challenge: &ChallengeRecord,
     presented: &CredentialId,
-    err: ApiError,
+    rejected: AssertionRejected,
 ) -> ApiError {
-    if err.code() != "invalid_credential" {
-        return err;
+    if rejected != AssertionRejected::UnknownCredential {
+        return seed_rejection(rejected);
     }
     match store.find_credentials_by_id(presented).await {
         Ok(records) if records.iter().any(|r| r.tenant_id != challenge.tenant_id) => {
@@ -144,10 +171,10 @@ async fn explain_failure(
             );
             ApiError::TenantMismatch
         }
-        Ok(_) => err,
+        Ok(_) => seed_rejection(rejected),
         Err(lookup) => {
             tracing::warn!(error = %lookup, "credential lookup after failed assertion");
-            err
+            seed_rejection(rejected)
         }
     }
 }

@@ -7,13 +7,13 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 use shared::config::ConfigError;
-use shared::error::ApiError;
+use shared::error::{found, ApiError, ErrorCode};
 use shared::http::{json_body, json_response, request_id, respond, ApiResult};
 use shared::mfa::{
     challenge_not_found, check_optional_tenant_header, parse_challenge_id, MfaCeremony,
 };
 use shared::state::Common;
-use shared::store::{found, ChallengeKind};
+use shared::store::ChallengeKind;
 use shared::webauthn::start_authentication;
 use tracing::{instrument, Span};
 
@@ -58,17 +58,21 @@ async fn mfa_options(state: &State, req: &Request) -> ApiResult {
         store.get_tenant(&challenge.tenant_id),
         store.list_credentials(&challenge.tenant_id, &challenge.user_id),
     )?;
-    let tenant = found(tenant, "tenant_not_found", "the tenant does not exist")?;
+    let tenant = found(
+        tenant,
+        ErrorCode::TenantNotFound,
+        "the tenant does not exist",
+    )?;
     if credentials.is_empty() {
         return Err(ApiError::not_found(
-            "no_credentials",
+            ErrorCode::NoCredentials,
             "the user has no registered authenticator; complete MFA with a backup code",
         ));
     }
     let started = start_authentication(&tenant, &credentials, false)?;
     let ceremony = MfaCeremony {
         auth: started.state,
-        tenant,
+        tenant: tenant.without_secret(),
         credentials,
     };
     let serialized = serde_json::to_string(&ceremony)

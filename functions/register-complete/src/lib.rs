@@ -8,19 +8,17 @@ use serde::{Deserialize, Serialize};
 use shared::auth::{authenticate, enrollment_grant, has_authorization, Accepts, Caller};
 use shared::codes::{self, BackupCodeHasher, BACKUP_CODE_COUNT};
 use shared::config::ConfigError;
-use shared::error::ApiError;
+use shared::error::{found, ApiError, ErrorCode};
 use shared::http::{json_body, json_response, request_id, respond, ApiResult};
-use shared::ids::CredentialId;
 use shared::state::Common;
 use shared::store::{
-    found, BackupCodesRecord, ChallengeKind, ChallengeRecord, ConsumeChallenge,
-    SaveCredentialOutcome,
+    BackupCodesRecord, ChallengeKind, ChallengeRecord, ConsumeChallenge, SaveCredentialOutcome,
 };
 use shared::tenant::MethodType;
 use shared::webauthn::webauthn_rs_proto::RegisterPublicKeyCredential;
 use shared::webauthn::{
-    challenge_from_client_data, credential_record, finish_registration, NewCredential,
-    RegistrationState,
+    challenge_from_client_data, credential_record, finish_registration, presented_credential_id,
+    AttestationRejected, NewCredential, RegistrationState,
 };
 use tracing::{instrument, Span};
 
@@ -106,7 +104,7 @@ async fn register_complete(state: &State, req: &Request) -> ApiResult {
             ))
         }
     };
-    let presented_id = CredentialId::from_bytes(body.credential.raw_id.clone());
+    let presented_id = presented_credential_id(&body.credential.raw_id)?;
     let span = Span::current();
     span.record("tenant_id", tracing::field::display(caller.tenant));
     span.record("user_id", tracing::field::display(caller.user));
@@ -115,41 +113,51 @@ async fn register_complete(state: &State, req: &Request) -> ApiResult {
 
     let store = &common.store;
     let key = ChallengeRecord::ceremony_key(ChallengeKind::Registration, &challenge);
-    let (pending, tenant, user, backup_codes, same_id) = tokio::try_join!(
-        store.consume_challenge(ConsumeChallenge {
-            key: &key,
-            kind: ChallengeKind::Registration,
-            tenant: Some(&caller.tenant),
-            user: Some(&caller.user),
-            method_type: Some(method),
-            require_state: true,
-            now,
-        }),
-        store.get_tenant(&caller.tenant),
-        store.get_user(&caller.tenant, &caller.user),
-        store.get_backup_codes(&caller.tenant, &caller.user),
-        store.find_credentials_by_id(&presented_id),
+    let consume = ConsumeChallenge {
+        key: &key,
+        kind: ChallengeKind::Registration,
+        tenant: Some(&caller.tenant),
+        user: Some(&caller.user),
+        method_type: Some(method),
+        require_state: true,
+        now,
+    };
+    let (pending, tenant, user, backup_codes, same_id, existing, session) = tokio::try_join!(
+        async { Ok(store.consume_challenge(consume).await?) },
+        async { Ok(store.get_tenant(&caller.tenant).await?) },
+        async { Ok(store.get_user(&caller.tenant, &caller.user).await?) },
+        async { Ok(store.get_backup_codes(&caller.tenant, &caller.user).await?) },
+        async { Ok(store.find_credentials_by_id(&presented_id).await?) },
+        async { Ok(store.list_credentials(&caller.tenant, &caller.user).await?) },
+        caller.session(store),
     )?;
     let pending = found(
         pending,
-        "enrollment_not_found",
+        ErrorCode::EnrollmentNotFound,
         "no pending enrollment for this user and method type (it may have expired or been used)",
     )?;
-    let tenant = found(tenant, "tenant_not_found", "the tenant does not exist")?;
-    let user = found(user, "user_not_found", "the user does not exist")?;
+    let tenant = found(
+        tenant,
+        ErrorCode::TenantNotFound,
+        "the tenant does not exist",
+    )?;
+    let user = found(user, ErrorCode::UserNotFound, "the user does not exist")?;
+    caller.check_enrollment(&tenant, session.as_ref(), &existing, now)?;
 
     let state_data: RegistrationState =
         serde_json::from_str(pending.state.as_deref().unwrap_or_default())
             .map_err(|e| ApiError::internal(format!("stored registration state: {e}")))?;
-    let credential = finish_registration(&tenant, &state_data, &body.credential)?;
+    let credential =
+        finish_registration(&tenant, &state_data, &body.credential, !same_id.is_empty())?
+            .map_err(refusal)?;
     if credential.cred_id.as_slice() != presented_id.as_bytes() {
         return Err(ApiError::bad_request(
-            "invalid_attestation",
+            ErrorCode::InvalidAttestation,
             "rawId does not match the credential in the attestation",
         ));
     }
     if !same_id.is_empty() {
-        // WebAuthn §7.1 step 22: a credential id registered to any account is refused.
+        // WebAuthn §7.1 step 26: a credential id registered to any account is refused.
         return Err(duplicate());
     }
 
@@ -235,9 +243,28 @@ async fn save(
     }
 }
 
+/// The seed surface's answer to a refused attestation.
+fn refusal(rejected: AttestationRejected) -> ApiError {
+    match rejected {
+        AttestationRejected::AlreadyRegistered => duplicate(),
+        AttestationRejected::AlgorithmNotOffered => ApiError::bad_request(
+            ErrorCode::InvalidAttestation,
+            "the credential's public key algorithm is not one the registration options offered",
+        ),
+        AttestationRejected::UserNotVerified => ApiError::bad_request(
+            ErrorCode::InvalidAttestation,
+            "the authenticator did not verify the user, which this enrollment requires",
+        ),
+        AttestationRejected::Invalid => ApiError::bad_request(
+            ErrorCode::InvalidAttestation,
+            "the attestation could not be verified against the pending enrollment",
+        ),
+    }
+}
+
 fn duplicate() -> ApiError {
     ApiError::conflict(
-        "credential_already_registered",
+        ErrorCode::CredentialAlreadyRegistered,
         "this authenticator is already registered",
     )
 }

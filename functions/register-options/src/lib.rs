@@ -6,10 +6,10 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use shared::auth::{authenticate, enrollment_grant, has_authorization, Accepts};
 use shared::config::ConfigError;
-use shared::error::ApiError;
+use shared::error::{found, ApiError, ErrorCode};
 use shared::http::{json_response, query_param, request_id, respond, ApiResult};
 use shared::state::Common;
-use shared::store::{found, ChallengeKind, ChallengeRecord};
+use shared::store::{ChallengeKind, ChallengeRecord};
 use shared::tenant::MethodType;
 use shared::webauthn::start_registration;
 use tracing::{instrument, Span};
@@ -57,16 +57,22 @@ async fn register_options(state: &State, req: &Request) -> ApiResult {
     span.record("method_type", method.as_str());
 
     let store = &common.store;
-    let (tenant, user, existing) = tokio::try_join!(
-        store.get_tenant(&caller.tenant),
-        store.get_user(&caller.tenant, &caller.user),
-        store.list_credentials(&caller.tenant, &caller.user),
+    let (tenant, user, existing, session) = tokio::try_join!(
+        async { Ok(store.get_tenant(&caller.tenant).await?) },
+        async { Ok(store.get_user(&caller.tenant, &caller.user).await?) },
+        async { Ok(store.list_credentials(&caller.tenant, &caller.user).await?) },
+        caller.session(store),
     )?;
-    let tenant = found(tenant, "tenant_not_found", "the tenant does not exist")?;
-    let user = found(user, "user_not_found", "the user does not exist")?;
+    let tenant = found(
+        tenant,
+        ErrorCode::TenantNotFound,
+        "the tenant does not exist",
+    )?;
+    let user = found(user, ErrorCode::UserNotFound, "the user does not exist")?;
+    caller.check_enrollment(&tenant, session.as_ref(), &existing, now)?;
     if !tenant.allows(method) {
         return Err(ApiError::NotImplemented {
-            code: "method_not_enabled",
+            code: ErrorCode::MethodNotEnabled,
             message: format!("{method} is not enabled for this tenant").into(),
         });
     }

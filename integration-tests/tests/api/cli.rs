@@ -272,9 +272,8 @@ async fn operators_list_audit_records_per_tenant_and_user() {
         .await
         .unwrap();
     let all = all.as_array().unwrap();
-    assert_eq!(all.len(), 2, "{all:?}");
-    assert_eq!(all[0]["code"], "AUTHENTICATION_COMPLETION_FAILED");
-    assert!(all[0].get("user_id").is_none());
+    // The malformed attempt only named the tenant in its header: logged, not filed.
+    assert_eq!(all.len(), 1, "{all:?}");
     let limited = authctl(
         &ctx,
         &["audit", "list", "--tenant", &tenant, "--limit", "1"],

@@ -240,14 +240,17 @@ impl TestApp {
         user
     }
 
+    /// Claims of a token for a user who has just logged in (`auth_time` now).
     pub fn claims_for(&self, user: &UserRecord) -> Claims {
-        Claims::new(
+        let mut claims = Claims::new(
             &settings(),
             user.tenant_id,
             user.user_id,
             self.clock.now(),
             900,
-        )
+        );
+        claims.auth_time = Some(self.clock.now());
+        claims
     }
 
     pub fn token_for(&self, user: &UserRecord) -> String {

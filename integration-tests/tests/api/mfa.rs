@@ -420,7 +420,7 @@ async fn too_few_authenticators_get_a_setup_only_token() {
         Accepts::FullAccess,
     )
     .unwrap_err();
-    assert_eq!(err.code(), "insufficient_scope");
+    assert_eq!(err.code(), shared::error::ErrorCode::InsufficientScope);
 
     // After a second enrollment the same policy yields a full token.
     assert_eq!(
@@ -718,10 +718,10 @@ async fn every_mfa_outcome_is_audited_without_secrets() {
         .list_audit_records(&app.tenant.tenant_id, None, 10)
         .await
         .unwrap();
-    let anonymous = tenant_wide
-        .iter()
-        .find(|r| r.user_id.is_none())
-        .expect("the unknown challenge is audited");
-    assert_eq!(anonymous.code.as_deref(), Some("challenge_not_found"));
-    assert_eq!(anonymous.event, "mfa_webauthn");
+    // An unknown challenge establishes no tenant: that attempt is logged, never filed under
+    // the tenant its header names.
+    assert!(
+        tenant_wide.iter().all(|r| r.user_id.is_some()),
+        "{tenant_wide:?}"
+    );
 }

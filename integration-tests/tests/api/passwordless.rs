@@ -421,13 +421,12 @@ async fn an_unknown_email_is_user_not_found_by_default() {
     app.login_complete(&app.tenant_headers(), &ghost, &assertion)
         .await
         .assert_v1_error(StatusCode::NOT_FOUND, "USER_NOT_FOUND");
-    // Audited under the tenant the header names, without a user.
+    // The header names a tenant, but no record of this service establishes it: the attempt
+    // is logged, not filed under the tenant.
     let audit = audit_of(&app, None).await;
-    let record = audit
+    assert!(audit
         .iter()
-        .find(|r| r.code.as_deref() == Some("USER_NOT_FOUND"))
-        .expect("audit record");
-    assert_eq!((record.user_id, record.outcome.as_str()), (None, "failure"));
+        .all(|r| r.code.as_deref() != Some("USER_NOT_FOUND")));
 }
 
 #[tokio::test]
@@ -626,9 +625,11 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_session() {
     let stored = session(&app, &json!(sid)).await;
     assert_eq!(stored.rotations, 1);
     assert_eq!(stored.refresh_token_hash, sha256_hex(second.as_bytes()));
+    // The refresh lifetime slides, capped by the session's absolute age.
     assert_eq!(
         stored.expires_at,
-        app.clock_now() + i64::from(app.tenant.refresh_token_ttl_secs)
+        (app.clock_now() + i64::from(app.tenant.refresh_token_ttl_secs))
+            .min(stored.created_at + i64::from(app.tenant.session_max_age_secs))
     );
 
     let third = app.refresh(&[], second).await;
@@ -760,10 +761,9 @@ async fn a_concealing_tenant_hides_a_user_without_credentials_too() {
         .await;
     let begun = app.login_begin(&app.tenant_headers(), &bare.email).await;
     assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
-    assert_eq!(
-        begun.body["data"]["options"]["allowCredentials"]
-            .as_array()
-            .map(Vec::len),
-        Some(1)
-    );
+    let stand_ins = begun.body["data"]["options"]["allowCredentials"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or_default();
+    assert!((1..=2).contains(&stand_ins), "{}", begun.body);
 }

@@ -110,7 +110,10 @@ impl Store {
         condition_held(result)
     }
 
-    /// Counts a wrong code; the `max_failures`-th locks redemption for `lockout_secs`.
+    /// Counts a wrong code; the `max_failures`-th locks redemption for `lockout_secs`. Each
+    /// failure is one conditional write, and the one that reaches the limit sets the lock in
+    /// that same write, so no number of parallel wrong codes gets more than `max_failures`
+    /// answers other than "locked" — and [`Store::redeem_backup_code`] refuses while locked.
     pub async fn record_backup_code_failure(
         &self,
         tenant: &TenantId,
@@ -120,35 +123,74 @@ impl Store {
         lockout_secs: i64,
     ) -> Result<FailedCode, StoreError> {
         let key = tenant_user_key(tenant, user);
-        let out = self
-            .client()
-            .update_item()
-            .table_name(&self.tables().backup_codes)
-            .key("tenant_user", s(&key))
-            .update_expression("ADD failed_attempts :one")
-            .condition_expression("attribute_exists(tenant_user)")
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(classify)?;
-        let record: BackupCodesRecord = from_item(out.attributes.unwrap_or_default())?;
-        if record.failed_attempts < max_failures {
-            return Ok(FailedCode::AttemptsLeft(
-                max_failures - record.failed_attempts,
-            ));
-        }
+        let last = max_failures.saturating_sub(1);
         let until = now + lockout_secs;
-        self.client()
-            .update_item()
-            .table_name(&self.tables().backup_codes)
-            .key("tenant_user", s(&key))
-            .update_expression("SET locked_until = :until, failed_attempts = :zero")
-            .expression_attribute_values(":until", n(until))
-            .expression_attribute_values(":zero", n(0))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(FailedCode::LockedUntil(until))
+        for _ in 0..FAILURE_WRITE_ATTEMPTS {
+            // Below the limit: count it.
+            let counted = self
+                .client()
+                .update_item()
+                .table_name(&self.tables().backup_codes)
+                .key("tenant_user", s(&key))
+                .update_expression("SET failed_attempts = if_not_exists(failed_attempts, :zero) + :one")
+                .condition_expression(
+                    "attribute_exists(tenant_user) AND (attribute_not_exists(locked_until) OR locked_until <= :now) \
+                     AND (attribute_not_exists(failed_attempts) OR failed_attempts < :last)",
+                )
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":last", n(last))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await
+                .map_err(classify);
+            match counted {
+                Ok(out) => {
+                    let record: BackupCodesRecord = from_item(out.attributes.unwrap_or_default())?;
+                    return Ok(FailedCode::AttemptsLeft(
+                        max_failures.saturating_sub(record.failed_attempts),
+                    ));
+                }
+                Err(StoreError::ConditionFailed) => {}
+                Err(other) => return Err(other),
+            }
+            // The failure that reaches the limit: the lock is set by this very write.
+            let locked = self
+                .client()
+                .update_item()
+                .table_name(&self.tables().backup_codes)
+                .key("tenant_user", s(&key))
+                .update_expression("SET locked_until = :until, failed_attempts = :zero")
+                .condition_expression(
+                    "attribute_exists(tenant_user) AND (attribute_not_exists(locked_until) OR locked_until <= :now) \
+                     AND failed_attempts >= :last",
+                )
+                .expression_attribute_values(":until", n(until))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":last", n(last))
+                .send()
+                .await
+                .map_err(classify);
+            if condition_held(locked)? {
+                return Ok(FailedCode::LockedUntil(until));
+            }
+            // Neither held: locked by a concurrent failure, or the codes are gone.
+            match self.get_backup_codes(tenant, user).await? {
+                Some(record) => {
+                    if let Some(until) = record.locked_until(now) {
+                        return Ok(FailedCode::LockedUntil(until));
+                    }
+                }
+                None => return Ok(FailedCode::AttemptsLeft(0)),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "backup-code failure count kept changing".into(),
+        ))
     }
 }
+
+/// Rounds of the failure writes when concurrent failures keep changing the count.
+const FAILURE_WRITE_ATTEMPTS: usize = 3;

@@ -127,6 +127,13 @@ impl Store {
         key: &str,
         now: i64,
     ) -> Result<Option<ChallengeRecord>, StoreError> {
+        let record = self.read_challenge(key).await?;
+        Ok(record.filter(|r| r.expires_at > now))
+    }
+
+    /// A challenge by key, read consistently, even one past its expiry (DynamoDB's TTL sweep
+    /// is late): the caller must check `expires_at` itself.
+    pub async fn read_challenge(&self, key: &str) -> Result<Option<ChallengeRecord>, StoreError> {
         let out = self
             .client()
             .get_item()
@@ -136,8 +143,7 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        let record: Option<ChallengeRecord> = out.item.map(from_item).transpose()?;
-        Ok(record.filter(|r| r.expires_at > now))
+        out.item.map(from_item).transpose()
     }
 
     /// Stores ceremony state on a live challenge of `kind`; `false` if it is gone or expired.

@@ -50,15 +50,51 @@ impl CredentialRecord {
     }
 }
 
-/// What one successful assertion changes on the credential.
+/// How an assertion's counter is written, decided from how the credential was registered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CounterRule {
+    /// Security keys and device-bound passkeys: the live stored counter must be below the
+    /// presented one (or both 0, for authenticators without a counter); otherwise the
+    /// authenticator may be cloned and the use is refused.
+    MustAdvance,
+    /// A passkey that may be synced, whose counter advanced past the copy read: written only
+    /// if it is above the live value too.
+    AdvanceIfHigher,
+    /// A passkey that may be synced, whose counter did not advance: the counter is left alone
+    /// and the regression counted.
+    Regressed,
+}
+
+/// What one successful assertion changes on the credential. The backup-eligible flag is not
+/// here: it is fixed at registration.
 #[derive(Clone, Debug)]
 pub struct CredentialUse {
-    /// The highest counter seen (a synced passkey's lower counter never lowers it).
+    /// The counter the assertion presented.
     pub sign_count: u32,
-    pub backup_eligible: bool,
     pub backup_state: bool,
-    pub counter_regressed: bool,
+    pub rule: CounterRule,
     pub now: i64,
+}
+
+impl CredentialUse {
+    /// The same use written as a regression: after a synced passkey's counter lost a race
+    /// against a higher one.
+    pub fn as_regression(&self) -> Self {
+        Self {
+            rule: CounterRule::Regressed,
+            ..self.clone()
+        }
+    }
+}
+
+/// What recording a credential's use found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UseOutcome {
+    Recorded,
+    /// The credential was deleted since it was read.
+    CredentialGone,
+    /// The live counter is at or above the presented one on a credential that must advance.
+    CounterNotAdvanced,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -101,17 +137,51 @@ impl Store {
         }
     }
 
-    /// Persists counter, backup flags, `last_used_at` and the use count after an assertion.
-    /// `false` if the credential was deleted in the meantime.
+    /// Persists counter, backup state, `last_used_at` and the use count after an assertion,
+    /// with the counter judged against the live stored value (see [`CounterRule`]).
     pub async fn record_credential_use(
         &self,
         record: &CredentialRecord,
         used: &CredentialUse,
-    ) -> Result<bool, StoreError> {
-        let result = credential_use_write(record, used)
-            .update_item(self.client(), &self.tables().credentials)
-            .await;
-        condition_held(result)
+    ) -> Result<UseOutcome, StoreError> {
+        let table = &self.tables().credentials;
+        let write = credential_use_write(record, used);
+        if condition_held(write.update_item(self.client(), table).await)? {
+            return Ok(UseOutcome::Recorded);
+        }
+        if used.rule == CounterRule::AdvanceIfHigher {
+            // A synced passkey whose higher counter was written meanwhile: a regression.
+            let write = credential_use_write(record, &used.as_regression());
+            return Ok(
+                match condition_held(write.update_item(self.client(), table).await)? {
+                    true => UseOutcome::Recorded,
+                    false => UseOutcome::CredentialGone,
+                },
+            );
+        }
+        self.use_failure(record).await
+    }
+
+    /// Why a use that must advance the counter was refused: the credential is gone, or its
+    /// live counter is not below the presented one.
+    pub(crate) async fn use_failure(
+        &self,
+        record: &CredentialRecord,
+    ) -> Result<UseOutcome, StoreError> {
+        let live = self
+            .get_credential(&record.tenant_id, &record.user_id, &record.credential_id)
+            .await?;
+        Ok(match live {
+            None => UseOutcome::CredentialGone,
+            Some(live) => {
+                tracing::warn!(
+                    event = "counter_not_advanced",
+                    stored = live.sign_count,
+                    "the live signature counter is not below the presented one"
+                );
+                UseOutcome::CounterNotAdvanced
+            }
+        })
     }
 
     /// One credential of one user, read consistently: finding it under the user's key is
@@ -214,31 +284,46 @@ impl Store {
     }
 }
 
-/// The update one successful assertion makes to its credential; conditional on it still
-/// existing (it may have been removed since the options call).
+/// The update one successful assertion makes to its credential: conditional on it still
+/// existing and, per [`CounterRule`], on the live counter.
 pub(crate) fn credential_use_write(record: &CredentialRecord, used: &CredentialUse) -> Write {
-    let mut update = String::from(
-        "SET sign_count = :count, backup_eligible = :be, backup_state = :bs, last_used_at = :now ADD use_count :one",
-    );
-    if used.counter_regressed {
-        update.push_str(", counter_regressions :one");
-    }
     let mut key = Item::new();
     key.insert("tenant_user".into(), s(&record.tenant_user));
     key.insert(
         "credential_id".into(),
         s(record.credential_id.to_base64url()),
     );
-    Write {
+    let mut update = String::from("SET backup_state = :bs, last_used_at = :now");
+    let mut condition = String::from("attribute_exists(credential_id)");
+    match used.rule {
+        CounterRule::MustAdvance if used.sign_count == 0 => {
+            // An authenticator without a counter: it must never have reported one.
+            condition.push_str(" AND sign_count = :count");
+        }
+        CounterRule::MustAdvance | CounterRule::AdvanceIfHigher => {
+            update.push_str(", sign_count = :count");
+            condition.push_str(" AND sign_count < :count");
+        }
+        CounterRule::Regressed => {}
+    }
+    update.push_str(" ADD use_count :one");
+    if used.rule == CounterRule::Regressed {
+        update.push_str(", counter_regressions :one");
+    }
+    let write = Write {
         update: Some(update),
-        condition: Some("attribute_exists(credential_id)".into()),
+        condition: Some(condition),
         ..Write::new(key)
     }
-    .value(":count", n(used.sign_count))
-    .value(":be", AttributeValue::Bool(used.backup_eligible))
     .value(":bs", AttributeValue::Bool(used.backup_state))
     .value(":now", n(used.now))
-    .value(":one", n(1))
+    .value(":one", n(1));
+    match used.rule {
+        CounterRule::Regressed => write,
+        CounterRule::MustAdvance | CounterRule::AdvanceIfHigher => {
+            write.value(":count", n(used.sign_count))
+        }
+    }
 }
 
 /// The per-item cancellation reason codes of a cancelled transaction, if that is what failed.

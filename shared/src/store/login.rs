@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::credentials::{credential_use_write, transaction_reasons};
 use super::{
-    classify, to_item, transact_put, AuditRecord, ConsumeChallenge, CredentialRecord,
-    CredentialUse, DeviceSighting, SessionRecord, Store, StoreError,
+    classify, to_item, transact_put, AuditRecord, ConsumeChallenge, CounterRule, CredentialRecord,
+    CredentialUse, DeviceSighting, SessionRecord, Store, StoreError, UseOutcome,
 };
 
 /// Attempts when DynamoDB cancels the transaction because another one touched the same
@@ -32,6 +32,9 @@ pub enum LoginCommitOutcome {
     ChallengeGone,
     /// The credential was deleted in the meantime: only the challenge was consumed.
     CredentialGone,
+    /// The credential's live counter is not below the presented one (possible clone): only
+    /// the challenge was consumed.
+    CounterNotAdvanced,
 }
 
 impl Store {
@@ -39,7 +42,6 @@ impl Store {
         &self,
         commit: &LoginCommit<'_>,
     ) -> Result<LoginCommitOutcome, StoreError> {
-        let tables = self.tables();
         if self
             .consume_challenge(commit.challenge.clone())
             .await?
@@ -47,9 +49,36 @@ impl Store {
         {
             return Ok(LoginCommitOutcome::ChallengeGone);
         }
+        let mut used = commit.used.clone();
+        loop {
+            match self.login_transaction(commit, &used).await? {
+                true => return Ok(LoginCommitOutcome::Committed),
+                // A synced passkey whose higher counter was written meanwhile: a regression.
+                false if used.rule == CounterRule::AdvanceIfHigher => {
+                    used = used.as_regression();
+                }
+                false => {
+                    return Ok(match self.use_failure(commit.credential).await? {
+                        UseOutcome::CounterNotAdvanced => LoginCommitOutcome::CounterNotAdvanced,
+                        UseOutcome::Recorded | UseOutcome::CredentialGone => {
+                            LoginCommitOutcome::CredentialGone
+                        }
+                    })
+                }
+            }
+        }
+    }
+
+    /// The login's writes in one transaction, retried on conflicts with concurrent ones.
+    /// `false` when the credential's condition failed (nothing was written).
+    async fn login_transaction(
+        &self,
+        commit: &LoginCommit<'_>,
+        used: &CredentialUse,
+    ) -> Result<bool, StoreError> {
+        let tables = self.tables();
         let items = vec![
-            credential_use_write(commit.credential, commit.used)
-                .transact_update(&tables.credentials)?,
+            credential_use_write(commit.credential, used).transact_update(&tables.credentials)?,
             commit.device.upsert().transact_update(&tables.devices)?,
             transact_put(
                 &tables.sessions,
@@ -71,14 +100,14 @@ impl Store {
                 .send()
                 .await;
             let err = match result {
-                Ok(_) => return Ok(LoginCommitOutcome::Committed),
+                Ok(_) => return Ok(true),
                 Err(err) => err,
             };
             let Some(reasons) = transaction_reasons(&err) else {
                 return Err(classify(err));
             };
             if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") {
-                return Ok(LoginCommitOutcome::CredentialGone);
+                return Ok(false);
             }
             let conflict = reasons.iter().any(|r| r == "TransactionConflict");
             if !conflict || attempt >= CONFLICT_ATTEMPTS {

@@ -26,7 +26,9 @@ use crate::ids::{TenantId, UserId};
 pub use audit::AuditRecord;
 pub use backup_codes::{BackupCodesRecord, FailedCode};
 pub use challenges::{ChallengeKind, ChallengeRecord, ConsumeChallenge};
-pub use credentials::{CredentialRecord, CredentialUse, SaveCredentialOutcome};
+pub use credentials::{
+    CounterRule, CredentialRecord, CredentialUse, SaveCredentialOutcome, UseOutcome,
+};
 pub use devices::{DeviceRecord, DeviceSighting};
 pub use login::{LoginCommit, LoginCommitOutcome};
 pub use sessions::{Rotation, SessionRecord};
@@ -223,16 +225,4 @@ impl Store {
     pub fn tables(&self) -> &TableNames {
         &self.tables
     }
-}
-
-/// `Some(value)`, or a 404 naming what is missing.
-pub fn found<T>(
-    value: Option<T>,
-    code: &'static str,
-    message: &'static str,
-) -> Result<T, crate::error::ApiError> {
-    value.ok_or(crate::error::ApiError::NotFound {
-        code,
-        message: message.into(),
-    })
 }

@@ -42,7 +42,7 @@ pub struct SessionRecord {
     pub expires_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<i64>,
-    /// `logout`, `refresh_token_reuse` or `account_deleted` (user or tenant gone).
+    /// `logout`, `refresh_token_reuse`, `account_deleted` (user or tenant gone) or `max_age`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_reason: Option<String>,
 }
