@@ -342,7 +342,8 @@ pub enum AssertionRejected {
 
 /// Verifies an assertion against the state: signature, client data (type, challenge, origin),
 /// RP id hash, user presence, allowed credential, user verification and counter (webauthn-rs),
-/// then that the backup-eligible flag is the registered one (this crate). The outer error is
+/// then that a `userHandle` names the credential's owner and that the backup-eligible flag is
+/// the registered one (this crate). The outer error is
 /// a server fault; the inner one the client's.
 pub fn finish_authentication(
     tenant: &Tenant,
@@ -380,6 +381,15 @@ pub fn finish_authentication(
     else {
         return Ok(Err(AssertionRejected::UnknownCredential));
     };
+    // §7.2 step 6: a user handle, when present, must name the credential's owner.
+    let handle_matches = credential
+        .response
+        .user_handle
+        .as_deref()
+        .is_none_or(|handle| handle == record.user_id.as_uuid().as_bytes());
+    if !handle_matches {
+        return Ok(Err(AssertionRejected::UserHandleMismatch));
+    }
     // webauthn-rs lets a passkey "upgrade" to backup-eligible; the flag is fixed at
     // registration, and leniency for synced passkeys must not be claimable by an assertion.
     if result.backup_eligible() != record.backup_eligible {
@@ -402,17 +412,26 @@ struct ClientData {
 /// DynamoDB key, whose limit is 2048 bytes.
 pub const MAX_CHALLENGE_BYTES: usize = 64;
 
-/// WebAuthn's limit on a credential id (L3 §5.1.3 `rawId`, §7.1 step 23: at most 1023 bytes).
-pub const MAX_CREDENTIAL_ID_BYTES: usize = 1023;
+/// WebAuthn's limit on a credential id (L3 §7.1 step 25: at most 1023 bytes).
+pub const WEBAUTHN_MAX_CREDENTIAL_ID_BYTES: usize = 1023;
+
+/// The longest credential id this service stores: its base64url form is the Credentials
+/// table's sort key, which DynamoDB limits to 1024 bytes (768 bytes → 1024 characters).
+/// Real authenticators' ids are 16 to a few hundred bytes.
+pub const MAX_CREDENTIAL_ID_BYTES: usize = 768;
 
 /// The presented credential id, refused before it is stored, logged or used as a key when it
-/// is empty or longer than WebAuthn allows.
+/// is empty or longer than this service stores (a tighter bound than WebAuthn's 1023 bytes).
 pub fn presented_credential_id(raw_id: &[u8]) -> Result<CredentialId, ApiError> {
+    const _: () = assert!(MAX_CREDENTIAL_ID_BYTES.div_ceil(3) * 4 <= 1024);
+    const _: () = assert!(MAX_CREDENTIAL_ID_BYTES <= WEBAUTHN_MAX_CREDENTIAL_ID_BYTES);
     if raw_id.is_empty() || raw_id.len() > MAX_CREDENTIAL_ID_BYTES {
         return Err(ApiError::BadRequest {
             code: ErrorCode::InvalidRequest,
             message: format!(
-                "credential.rawId must be 1 to {MAX_CREDENTIAL_ID_BYTES} bytes (WebAuthn's limit)"
+                "credential.rawId must be 1 to {MAX_CREDENTIAL_ID_BYTES} bytes (WebAuthn allows \
+                 up to {WEBAUTHN_MAX_CREDENTIAL_ID_BYTES}; this service stores ids up to \
+                 {MAX_CREDENTIAL_ID_BYTES})"
             )
             .into(),
             details: Some(serde_json::json!({
@@ -528,7 +547,8 @@ mod tests {
         );
         let long = format!(r#"{{"challenge":"{}"}}"#, "A".repeat(200));
         assert!(challenge_from_client_data(long.as_bytes()).is_err());
-        assert!(presented_credential_id(&[0; 1023]).is_ok());
+        assert!(presented_credential_id(&[0; 768]).is_ok());
+        assert!(presented_credential_id(&[0; 769]).is_err());
         assert!(presented_credential_id(&[0; 1024]).is_err());
         assert!(presented_credential_id(&[]).is_err());
         assert!(challenge_from_client_data(br#"{"challenge":"**"}"#).is_err());

@@ -224,19 +224,6 @@ async fn verify(
         Ok(result) => result,
         Err(rejected) => return Ok(Err(LoginFailure::Rejected(rejected))),
     };
-    // §7.2 step 6: a user handle, when present, must name the credential's owner.
-    let handle_matches = attempt
-        .body
-        .credential
-        .response
-        .user_handle
-        .as_deref()
-        .is_none_or(|handle| handle == user.user_id.as_uuid().as_bytes());
-    if !handle_matches {
-        return Ok(Err(LoginFailure::Rejected(
-            AssertionRejected::UserHandleMismatch,
-        )));
-    }
     Ok(Ok(Verified {
         user: user.clone(),
         credential,

@@ -477,9 +477,8 @@ async fn w3c_7_2_step_6_user_handle_naming_another_user_is_refused_on_passwordle
 
 /// Step 6: "If response.userHandle is present, verify that it equals the user handle of the
 /// user account." The handle is not signed, so this is a consistency check, not a forgery
-/// barrier; MFA completion does not make it today (passwordless completion does).
+/// barrier; both completions make it (`shared::webauthn::finish_authentication`).
 #[tokio::test]
-#[ignore = "MFA completion does not compare userHandle with the challenge's user yet"]
 async fn w3c_7_2_step_6_user_handle_naming_another_user_is_refused_on_mfa() {
     let app = TestApp::new().await;
     let (_token, key) = enrolled_token(&app, Authenticator::security_key(), FIDO).await;

@@ -402,6 +402,29 @@ async fn w3c_7_1_step_25_credential_id_longer_than_1023_bytes_is_refused() {
     assert!(stored_ids(&app, &app.user).await.is_empty());
 }
 
+/// Ids WebAuthn allows (≤ 1023 bytes) but DynamoDB's sort-key limit does not (the key is the
+/// base64url form: over 768 bytes it passes 1024 characters) get a 400 before the store, never
+/// the 500 a real DynamoDB's ValidationException would cause; 768 bytes still registers.
+#[tokio::test]
+async fn w3c_7_1_step_25_credential_ids_past_the_stored_key_limit_are_a_400_not_a_store_error() {
+    let app = TestApp::new().await;
+    for len in [769usize, 1000, 1023] {
+        let (headers, mut credential) = passkey_credential(&app).await;
+        let long: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        none_attestation(&mut credential, |d| d.credential_id = long.clone());
+        let reply = complete(&app, &headers, &credential).await;
+        reply.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(reply.body["details"]["max_bytes"], 768, "{}", reply.body);
+    }
+    assert!(stored_ids(&app, &app.user).await.is_empty());
+    let (headers, mut credential) = passkey_credential(&app).await;
+    let longest: Vec<u8> = (0..768u32).map(|i| (i % 251) as u8).collect();
+    none_attestation(&mut credential, |d| d.credential_id = longest.clone());
+    let reply = complete(&app, &headers, &credential).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(stored_ids(&app, &app.user).await.len(), 1);
+}
+
 #[tokio::test]
 async fn w3c_7_1_step_26_excluded_authenticator_registering_again_is_a_conflict() {
     let app = TestApp::new().await;
