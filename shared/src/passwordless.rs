@@ -147,15 +147,16 @@ pub async fn resolve_user(
 
 /// Lengths real credential ids have (16 to 64 bytes); stand-ins pick among them.
 const STAND_IN_ID_LENGTHS: [usize; 4] = [16, 32, 48, 64];
-/// Transports real credentials list; stand-ins pick among them.
-const STAND_IN_TRANSPORTS: [&[AuthenticatorTransport]; 4] = [
-    &[AuthenticatorTransport::Internal],
-    &[
+/// Transports real credentials list (none, when the client did not report them); stand-ins
+/// pick among them.
+const STAND_IN_TRANSPORTS: [Option<&[AuthenticatorTransport]>; 4] = [
+    None,
+    Some(&[AuthenticatorTransport::Internal]),
+    Some(&[
         AuthenticatorTransport::Hybrid,
         AuthenticatorTransport::Internal,
-    ],
-    &[AuthenticatorTransport::Usb],
-    &[AuthenticatorTransport::Nfc, AuthenticatorTransport::Usb],
+    ]),
+    Some(&[AuthenticatorTransport::Usb]),
 ];
 
 /// Options for a user the tenant conceals: the shape real options have, a fresh challenge,
@@ -185,7 +186,7 @@ pub fn concealed_options(
             AllowCredentials {
                 type_: "public-key".into(),
                 id,
-                transports: Some(transports.to_vec()),
+                transports: transports.map(|t| t.to_vec()),
             }
         })
         .collect();

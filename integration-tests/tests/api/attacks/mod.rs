@@ -6,5 +6,6 @@
 
 mod assertion;
 pub mod forge;
+mod holes;
 mod jwt;
 mod registration;
