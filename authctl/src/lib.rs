@@ -125,6 +125,12 @@ pub enum TenantCommand {
         /// Days audit records are kept.
         #[arg(long = "audit-retention-days", default_value_t = 365)]
         audit_retention_days: u32,
+        /// How recent a login must be to add an authenticator when the user has one, seconds.
+        #[arg(long = "reauthentication-window", default_value_t = 600)]
+        reauthentication_window_secs: u32,
+        /// Absolute lifetime of a passwordless session, seconds (default 30 days).
+        #[arg(long = "session-max-age", default_value_t = 30 * 86_400)]
+        session_max_age_secs: u32,
     },
 }
 
@@ -289,6 +295,8 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             conceal_unknown_users,
             refresh_token_ttl_secs,
             audit_retention_days,
+            reauthentication_window_secs,
+            session_max_age_secs,
         }) => {
             let mut tenant = Tenant::new(&name, &rp_id, origins, now);
             if !methods.is_empty() {
@@ -300,6 +308,8 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             tenant.conceal_unknown_users = conceal_unknown_users;
             tenant.refresh_token_ttl_secs = refresh_token_ttl_secs;
             tenant.audit_retention_days = audit_retention_days;
+            tenant.reauthentication_window_secs = reauthentication_window_secs;
+            tenant.session_max_age_secs = session_max_age_secs;
             tenant.validate()?;
             ctx.store.create_tenant(&tenant).await.map_err(store_err)?;
             Ok(json!({ "tenant_id": tenant.tenant_id }))

@@ -276,6 +276,64 @@ mod tests {
             .contains("throttled"));
     }
 
+    /// The backticked codes in the `code` column of every Markdown table.
+    fn table_codes(markdown: &str) -> Vec<String> {
+        let mut codes = Vec::new();
+        let mut column = None;
+        let lines: Vec<&str> = markdown.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let cells: Vec<&str> = line
+                .trim()
+                .trim_matches('|')
+                .split('|')
+                .map(str::trim)
+                .collect();
+            if !line.trim_start().starts_with('|') {
+                column = None;
+                continue;
+            }
+            let is_header = lines
+                .get(i + 1)
+                .is_some_and(|next| next.trim_start().starts_with("| ---"));
+            if is_header {
+                column = cells.iter().position(|c| *c == "code");
+                continue;
+            }
+            let Some(cell) = column.and_then(|c| cells.get(c)) else {
+                continue;
+            };
+            for token in cell.split('`').skip(1).step_by(2) {
+                codes.push(token.to_ascii_lowercase());
+            }
+        }
+        codes
+    }
+
+    #[test]
+    fn the_readme_tables_name_exactly_the_error_codes() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        let documented = table_codes(readme);
+        let known: Vec<&str> = ErrorCode::ALL.iter().map(ErrorCode::as_str).collect();
+        for code in &documented {
+            assert!(
+                known.contains(&code.as_str()),
+                "README names unknown code {code}"
+            );
+        }
+        let summary = &readme[readme
+            .find("## Error codes")
+            .expect("an error-code section")..];
+        let summary = &summary[..summary[3..].find("\n## ").map_or(summary.len(), |i| i + 3)];
+        let listed = table_codes(summary);
+        for code in &known {
+            assert!(
+                listed.iter().any(|c| c == code),
+                "{code} is not in the README's table"
+            );
+        }
+        assert_eq!(listed.len(), known.len(), "each code once: {listed:?}");
+    }
+
     #[test]
     fn body_has_the_seed_shape() {
         let body = serde_json::to_value(ApiError::TenantMismatch.body()).unwrap();
