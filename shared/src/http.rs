@@ -31,9 +31,25 @@ pub fn respond(result: ApiResult) -> Response<Body> {
         Ok(response) => response,
         Err(err) => {
             log_refusal(&err);
-            json_response(err.status(), &err.body())
+            error_response(&err, &err.body())
         }
     }
+}
+
+/// Seconds a client is told to wait (`Retry-After`) before retrying a request the store could
+/// not serve: throttling and outages of DynamoDB usually pass within a second or two.
+pub const STORE_RETRY_AFTER_SECS: u32 = 1;
+
+/// An error's response with `body`; a 503 for an unavailable store says when to retry.
+fn error_response<T: Serialize>(err: &ApiError, body: &T) -> Response<Body> {
+    let mut response = json_response(err.status(), body);
+    if matches!(err, ApiError::StoreUnavailable(_)) {
+        response.headers_mut().insert(
+            lambda_http::http::header::RETRY_AFTER,
+            HeaderValue::from(STORE_RETRY_AFTER_SECS),
+        );
+    }
+    response
 }
 
 fn log_refusal(err: &ApiError) {
@@ -91,8 +107,8 @@ pub fn respond_v1(result: ApiResult) -> Response<Body> {
             log_refusal(&err);
             let mut error = err.body();
             error.code = v1_code(&err);
-            json_response(
-                err.status(),
+            error_response(
+                &err,
                 &V1ErrorBody {
                     success: false,
                     error,

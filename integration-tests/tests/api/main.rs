@@ -3,6 +3,7 @@
 
 mod cli;
 mod events;
+mod faults;
 mod harness;
 mod mfa;
 mod passwordless;
