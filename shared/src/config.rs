@@ -156,10 +156,12 @@ impl TokenSettings {
 }
 
 /// Loads the AWS SDK configuration (region, credentials, `AWS_ENDPOINT_URL`) and builds the
-/// DynamoDB client once.
+/// DynamoDB client once, with the store's explicit retries and timeouts
+/// ([`crate::store::client`]).
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
     let sdk_config = aws_config::load_from_env().await;
-    aws_sdk_dynamodb::Client::new(&sdk_config)
+    let builder = aws_sdk_dynamodb::config::Builder::from(&sdk_config);
+    aws_sdk_dynamodb::Client::from_conf(crate::store::configure_client(builder).build())
 }
 
 #[cfg(test)]

@@ -77,14 +77,14 @@ kill "$child" 2>/dev/null"#;
         .expect("moto server (pip install 'moto[server]', or set MOTO_PYTHON)")
 }
 
+/// A client of the test server with the production retries and timeouts.
 pub fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
+    let builder = aws_sdk_dynamodb::Config::builder()
         .behavior_version_latest()
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"));
+    aws_sdk_dynamodb::Client::from_conf(shared::store::configure_client(builder).build())
 }
 
 pub async fn env() -> &'static Env {

@@ -4,6 +4,7 @@
 mod attacks;
 mod cli;
 mod events;
+mod faults;
 mod harness;
 mod mfa;
 mod passwordless;

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    classify, condition_held, from_item, from_items, n, s, tenant_user_key, to_item, transact_put,
-    BackupCodesRecord, Item, Store, StoreError, Write,
+    cancelled, classify, condition_held, from_item, from_items, n, s, tenant_user_key, to_item,
+    transact_put, BackupCodesRecord, Item, Store, StoreError, Write,
 };
 use crate::ids::{CredentialId, TenantId, UserId};
 use crate::tenant::MethodType;
@@ -275,7 +275,7 @@ impl Store {
                     } else if failed(1) {
                         Ok(SaveCredentialOutcome::BackupCodesAlreadyExist)
                     } else {
-                        Err(StoreError::TransactionCanceled(reasons))
+                        Err(cancelled(reasons))
                     }
                 }
                 None => Err(classify(err)),

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use super::credentials::{credential_use_write, transaction_reasons};
 use super::{
-    classify, to_item, transact_put, AuditRecord, ConsumeChallenge, CounterRule, CredentialRecord,
-    CredentialUse, DeviceSighting, SessionRecord, Store, StoreError, UseOutcome,
+    cancelled, classify, retryable_cancellation, to_item, transact_put, AuditRecord,
+    ConsumeChallenge, CounterRule, CredentialRecord, CredentialUse, DeviceSighting, SessionRecord,
+    Store, StoreError, UseOutcome,
 };
 
 /// Attempts when DynamoDB cancels the transaction because another one touched the same
-/// credential or device item at the same moment (two logins of one user).
+/// credential or device item at the same moment (two logins of one user), or because an item
+/// was throttled (which the SDK does not retry inside a transaction).
 const CONFLICT_ATTEMPTS: u32 = 4;
 
 pub struct LoginCommit<'a> {
@@ -109,13 +111,8 @@ impl Store {
             if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") {
                 return Ok(false);
             }
-            let conflict = reasons.iter().any(|r| r == "TransactionConflict");
-            if !conflict || attempt >= CONFLICT_ATTEMPTS {
-                return Err(if conflict {
-                    StoreError::Unavailable(format!("transaction conflicts: {reasons:?}"))
-                } else {
-                    StoreError::TransactionCanceled(reasons)
-                });
+            if !retryable_cancellation(&reasons) || attempt >= CONFLICT_ATTEMPTS {
+                return Err(cancelled(reasons));
             }
             tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
             attempt += 1;

@@ -4,6 +4,7 @@
 pub mod audit;
 mod backup_codes;
 mod challenges;
+pub mod client;
 mod credentials;
 pub mod devices;
 mod login;
@@ -26,6 +27,7 @@ use crate::ids::{TenantId, UserId};
 pub use audit::AuditRecord;
 pub use backup_codes::{BackupCodesRecord, FailedCode};
 pub use challenges::{ChallengeKind, ChallengeRecord, ConsumeChallenge};
+pub use client::{configure_client, retry_config, timeout_config};
 pub use credentials::{
     CounterRule, CredentialRecord, CredentialUse, SaveCredentialOutcome, UseOutcome,
 };
@@ -63,6 +65,32 @@ const RETRYABLE_CODES: &[&str] = &[
     "ServiceUnavailable",
     "TransactionConflictException",
 ];
+
+/// Cancellation reasons of a transaction that may succeed if sent again: an item was throttled
+/// or another transaction was writing it. DynamoDB reports throttling inside a transaction this
+/// way, as a `TransactionCanceledException`, which the SDK does not retry.
+const RETRYABLE_CANCELLATIONS: &[&str] = &[
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "TransactionConflict",
+];
+
+/// Whether a cancelled transaction may succeed if sent again.
+pub(crate) fn retryable_cancellation(reasons: &[String]) -> bool {
+    reasons
+        .iter()
+        .any(|r| RETRYABLE_CANCELLATIONS.contains(&r.as_str()))
+}
+
+/// The error of a cancelled transaction no caller turned into an outcome: unavailable (a 503)
+/// if it was throttled or contended, a fault otherwise.
+pub(crate) fn cancelled(reasons: Vec<String>) -> StoreError {
+    if retryable_cancellation(&reasons) {
+        StoreError::Unavailable(format!("transaction cancelled: {reasons:?}"))
+    } else {
+        StoreError::TransactionCanceled(reasons)
+    }
+}
 
 pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> StoreError
 where
