@@ -44,6 +44,7 @@ pub enum Operation {
     UpdateItem,
     DeleteItem,
     Query,
+    BatchGetItem,
     TransactWriteItems,
     Any,
 }
@@ -144,6 +145,12 @@ impl FaultProxy {
         let mut rules = self.rules.lock().unwrap();
         rules.rules.clear();
         rules.seen.clear();
+    }
+
+    /// Every operation received since the start or the last reset, with its count.
+    pub fn seen_all(&self) -> std::collections::BTreeMap<String, usize> {
+        let rules = self.rules.lock().unwrap();
+        rules.seen.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
     /// Requests of `operation` received since the start or the last reset, faulted or not.
@@ -428,10 +435,22 @@ struct Faulty {
 }
 
 async fn faulty_app() -> Faulty {
+    faulty_app_with(|_| {}).await
+}
+
+/// A tenant configured by `configure`, whose handlers reach moto through a fresh proxy.
+pub async fn proxied_app(
+    configure: impl FnOnce(&mut shared::tenant::Tenant),
+) -> (TestApp, FaultProxy) {
+    let faulty = faulty_app_with(configure).await;
+    (faulty.app, faulty.proxy)
+}
+
+async fn faulty_app_with(configure: impl FnOnce(&mut shared::tenant::Tenant)) -> Faulty {
     let env = harness::env().await;
     let proxy = FaultProxy::start().await;
     let store = Store::new(proxied_client(&proxy.endpoint), env.tables.clone());
-    let app = TestApp::build(store, |_| {}).await;
+    let app = TestApp::build(store, configure).await;
     let moto = Store::new(harness::client(&env.endpoint), env.tables.clone());
     let stored = moto
         .get_user(&app.tenant.tenant_id, &app.user.user_id)

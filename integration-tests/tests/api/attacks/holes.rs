@@ -561,3 +561,63 @@ async fn mfa_challenge_items_carry_no_tenant_secret() {
         .to_owned();
     assert!(!secret.is_empty() && !state.contains(&secret));
 }
+
+// ---- 2. Concealment: the same store work ----
+
+/// Every concealed failure makes the same DynamoDB calls, counted by a proxy between the SDK
+/// and the store: the answer's timing is set by the same round trips whatever the address.
+#[tokio::test]
+async fn hole_2_concealed_failures_make_the_same_store_calls() {
+    let (app, proxy) = crate::faults::proxied_app(|t| t.conceal_unknown_users = true).await;
+    let headers = app.tenant_headers();
+    let (alice, mut alice_key) = passkey_user(&app).await;
+    let bare = app
+        .add_user(&format!("bare-{}@example.com", uuid::Uuid::new_v4()))
+        .await;
+    let ghost = format!("ghost-{}@example.com", uuid::Uuid::new_v4());
+
+    let mut calls = Vec::new();
+    // Begin: a real user, an unknown address, a user without passkeys.
+    for email in [&alice.email, &ghost, &bare.email] {
+        proxy.reset();
+        let begun = app.login_begin(&headers, email).await;
+        assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
+        calls.push(("begin", proxy.seen_all()));
+    }
+    // Complete: a wrong signature on alice's pending challenge, presented for alice, for an
+    // unknown address and for a user without passkeys (a foreign challenge for both).
+    for email in [&alice.email, &ghost, &bare.email] {
+        let genuine = app.login_assertion(&alice.email, &mut alice_key).await;
+        let other = app.login_assertion(&alice.email, &mut alice_key).await;
+        let bad_signature = with_signature_of(&genuine, &other);
+        proxy.reset();
+        let reply = app.login_complete(&headers, email, &bad_signature).await;
+        reply.assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIAL");
+        calls.push(("complete", proxy.seen_all()));
+    }
+    for kind in ["begin", "complete"] {
+        let of_kind: Vec<_> = calls.iter().filter(|(k, _)| *k == kind).collect();
+        for (_, seen) in &of_kind[1..] {
+            assert_eq!(seen, &of_kind[0].1, "{kind}: {calls:?}");
+        }
+    }
+}
+
+/// Without `X-Tenant-ID`, an address known only to a concealing tenant costs the same calls
+/// as an address nobody has.
+#[tokio::test]
+async fn hole_2c_a_header_less_lookup_costs_the_same_for_concealed_and_unknown_addresses() {
+    let (app, proxy) = crate::faults::proxied_app(|t| t.conceal_unknown_users = true).await;
+    let (hidden, _) = passkey_user(&app).await;
+    let ghost = format!("ghost-{}@example.com", uuid::Uuid::new_v4());
+    let mut seen = Vec::new();
+    for email in [&hidden.email, &ghost] {
+        proxy.reset();
+        app.login_begin(&[], email)
+            .await
+            .assert_v1_error(StatusCode::NOT_FOUND, "USER_NOT_FOUND");
+        seen.push(proxy.seen_all());
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0].get("BatchGetItem"), Some(&1), "{seen:?}");
+}
