@@ -338,6 +338,27 @@ struct ClientData {
     challenge: String,
 }
 
+/// Longest challenge accepted from a clientDataJSON. This service issues 32-byte challenges; a
+/// longer one names no pending ceremony, and a key built from a very long one is more than
+/// DynamoDB accepts (2048 bytes), which would fail the request as a server error.
+pub const MAX_CHALLENGE_BYTES: usize = 64;
+
+/// Longest credential id accepted as `rawId`. WebAuthn allows 1023 bytes, but the id's
+/// base64url form is the credentials table's sort key, at most 1024 bytes in DynamoDB.
+pub const MAX_CREDENTIAL_ID_BYTES: usize = 768;
+
+/// The credential id a client presents as `rawId`. An empty or longer one can name no stored
+/// credential, and DynamoDB refuses it as a key (a server error instead of the client's).
+pub fn presented_credential_id(raw_id: &[u8]) -> Result<CredentialId, ApiError> {
+    if raw_id.is_empty() || raw_id.len() > MAX_CREDENTIAL_ID_BYTES {
+        return Err(ApiError::invalid_field(
+            "credential",
+            format!("credential.rawId must be 1 to {MAX_CREDENTIAL_ID_BYTES} bytes"),
+        ));
+    }
+    Ok(CredentialId::from_bytes(raw_id.to_vec()))
+}
+
 /// The challenge a client signed, read from its clientDataJSON: it names the pending state to
 /// consume. Trusting it is safe because verification compares it with that state.
 pub fn challenge_from_client_data(client_data_json: &[u8]) -> Result<String, ApiError> {
@@ -355,6 +376,12 @@ pub fn challenge_from_client_data(client_data_json: &[u8]) -> Result<String, Api
                 "the challenge in clientDataJSON is not base64url",
             )
         })?;
+    if bytes.len() > MAX_CHALLENGE_BYTES {
+        return Err(ApiError::invalid_field(
+            "credential",
+            "the challenge in clientDataJSON is longer than any this service issues",
+        ));
+    }
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -435,6 +462,24 @@ mod tests {
             "invalid_request"
         );
         assert!(challenge_from_client_data(br#"{"challenge":"**"}"#).is_err());
+        let longest = format!(r#"{{"challenge":"{}"}}"#, "A".repeat(86));
+        assert!(challenge_from_client_data(longest.as_bytes()).is_ok());
+        let longer = format!(r#"{{"challenge":"{}"}}"#, "A".repeat(88));
+        assert!(challenge_from_client_data(longer.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn presented_credential_ids_fit_a_store_key() {
+        assert!(presented_credential_id(&[]).is_err());
+        assert!(presented_credential_id(&[7; MAX_CREDENTIAL_ID_BYTES]).is_ok());
+        assert!(presented_credential_id(&[7; MAX_CREDENTIAL_ID_BYTES + 1]).is_err());
+        assert_eq!(
+            presented_credential_id(&[7; MAX_CREDENTIAL_ID_BYTES])
+                .unwrap()
+                .to_base64url()
+                .len(),
+            1024
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use shared::audit::{Audit, AuditEvent};
 use shared::device::fingerprint;
 use shared::error::ApiError;
 use shared::http::{json_body, optional_tenant_header, request_id, respond_v1, v1_ok, ApiResult};
-use shared::ids::{CredentialId, SessionId};
+use shared::ids::SessionId;
 use shared::passwordless::{parse_email, resolve_user, unknown_user, LoginCeremony};
 use shared::session::{access_token, new_refresh_token, TokenData};
 use shared::store::{
@@ -23,6 +23,7 @@ use shared::store::{
 use shared::webauthn::webauthn_rs_proto::PublicKeyCredential;
 use shared::webauthn::{
     challenge_from_client_data, credential_use, finish_authentication, key_amr,
+    presented_credential_id,
 };
 use tracing::{instrument, Span};
 
@@ -104,7 +105,7 @@ async fn complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult 
     audit.tenant = header;
     let body: CompleteRequest = json_body(req).map_err(completion_failed)?;
     let email = parse_email(&body.email).map_err(completion_failed)?;
-    let presented = CredentialId::from_bytes(body.credential.raw_id.clone());
+    let presented = presented_credential_id(&body.credential.raw_id).map_err(completion_failed)?;
     audit.credential = Some(presented.clone());
     let span = Span::current();
     span.record("credential_id", tracing::field::display(&presented));

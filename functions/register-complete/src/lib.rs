@@ -10,7 +10,6 @@ use shared::codes::{self, BackupCodeHasher, BACKUP_CODE_COUNT};
 use shared::config::ConfigError;
 use shared::error::ApiError;
 use shared::http::{json_body, json_response, request_id, respond, ApiResult};
-use shared::ids::CredentialId;
 use shared::state::Common;
 use shared::store::{
     found, BackupCodesRecord, ChallengeKind, ChallengeRecord, ConsumeChallenge,
@@ -19,8 +18,8 @@ use shared::store::{
 use shared::tenant::MethodType;
 use shared::webauthn::webauthn_rs_proto::RegisterPublicKeyCredential;
 use shared::webauthn::{
-    challenge_from_client_data, credential_record, finish_registration, NewCredential,
-    RegistrationState,
+    challenge_from_client_data, credential_record, finish_registration, presented_credential_id,
+    NewCredential, RegistrationState,
 };
 use tracing::{instrument, Span};
 
@@ -95,6 +94,7 @@ async fn register_complete(state: &State, req: &Request) -> ApiResult {
     let method: MethodType = body.method_type.parse()?;
     let device_name = device_name(&body.device_name)?;
     let challenge = challenge_from_client_data(&body.credential.response.client_data_json)?;
+    let presented_id = presented_credential_id(&body.credential.raw_id)?;
     let caller = match (token_caller, &body.challenge_id) {
         (Some(caller), _) => caller,
         (None, Some(grant)) => {
@@ -106,7 +106,6 @@ async fn register_complete(state: &State, req: &Request) -> ApiResult {
             ))
         }
     };
-    let presented_id = CredentialId::from_bytes(body.credential.raw_id.clone());
     let span = Span::current();
     span.record("tenant_id", tracing::field::display(caller.tenant));
     span.record("user_id", tracing::field::display(caller.user));
