@@ -3,8 +3,10 @@
 
 mod cli;
 mod events;
+mod garbage;
 mod harness;
 mod mfa;
 mod passwordless;
 mod registration;
+mod single_use;
 mod tokens;
