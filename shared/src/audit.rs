@@ -19,12 +19,6 @@ use crate::tenant::Tenant;
 /// Retention when the tenant's own setting is not at hand (its record could not be read).
 pub const DEFAULT_RETENTION_SECS: i64 = 365 * 86_400;
 
-/// Longest the audit record's write may delay the answer: one store attempt's time. The write
-/// comes after the handler's own work; when that work met an unavailable store (and so has
-/// already used up to a whole call's time), an unbounded write would take as long again and
-/// push the 503 toward the Lambda timeout. The log line is written either way.
-pub const AUDIT_WRITE_TIMEOUT: std::time::Duration = crate::store::client::ATTEMPT_TIMEOUT;
-
 /// What was attempted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuditEvent {
@@ -151,17 +145,21 @@ impl Audit {
 
     /// Logs the outcome and stores its record. A failed write is logged, never returned: the
     /// client's answer does not depend on the audit trail being reachable, and waits for it
-    /// at most [`AUDIT_WRITE_TIMEOUT`].
+    /// at most one attempt of the store client ([`Store::attempt_timeout`]): the write comes
+    /// after the handler's own work, and when that work met an unavailable store (and so used
+    /// up to a whole call's time) an unbounded write would push the 503 toward the Lambda
+    /// timeout.
     pub async fn write(&self, store: &Store, outcome: Result<(), &ApiError>, now: i64) {
         self.log(outcome);
         let Some(record) = self.record(outcome, now) else {
             return;
         };
-        let written = tokio::time::timeout(AUDIT_WRITE_TIMEOUT, store.put_audit_record(&record));
+        let limit = store.attempt_timeout();
+        let written = tokio::time::timeout(limit, store.put_audit_record(&record));
         let error = match written.await {
             Ok(Ok(())) => return,
             Ok(Err(err)) => err.to_string(),
-            Err(_) => format!("timed out after {AUDIT_WRITE_TIMEOUT:?}"),
+            Err(_) => format!("timed out after {limit:?}"),
         };
         tracing::error!(error = %error, event = self.event.as_str(), "audit record not written");
     }

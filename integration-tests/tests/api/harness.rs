@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -78,13 +79,25 @@ kill "$child" 2>/dev/null"#;
 }
 
 /// A client of the test server with the production retries and timeouts.
+/// A client of the test server with the functions' retry settings. Its timeouts are longer
+/// than the functions': moto applies requests one at a time (`scripts/moto_server.py`), so
+/// under the 50-way concurrency tests a call waits seconds in its queue, which DynamoDB never
+/// makes it do. The fault tests (`faults.rs`) run with the functions' exact timeouts.
 pub fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     let builder = aws_sdk_dynamodb::Config::builder()
         .behavior_version_latest()
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"));
-    aws_sdk_dynamodb::Client::from_conf(shared::store::configure_client(builder).build())
+    let queued = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(60))
+        .operation_timeout(Duration::from_secs(120))
+        .build();
+    let config = shared::store::configure_client(builder)
+        .timeout_config(queued)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
 }
 
 pub async fn env() -> &'static Env {

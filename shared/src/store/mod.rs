@@ -253,4 +253,14 @@ impl Store {
     pub fn tables(&self) -> &TableNames {
         &self.tables
     }
+
+    /// How long one attempt of a call may take, as the client is configured
+    /// ([`client::ATTEMPT_TIMEOUT`] in the functions).
+    pub fn attempt_timeout(&self) -> std::time::Duration {
+        self.client
+            .config()
+            .timeout_config()
+            .and_then(|t| t.operation_attempt_timeout())
+            .unwrap_or(client::ATTEMPT_TIMEOUT)
+    }
 }
