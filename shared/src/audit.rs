@@ -27,6 +27,10 @@ pub enum AuditEvent {
     MfaBackupCode,
     TokenRefresh,
     Logout,
+    CredentialRenamed,
+    CredentialDeleted,
+    BackupCodesRegenerated,
+    SessionRevoked,
 }
 
 impl AuditEvent {
@@ -37,6 +41,10 @@ impl AuditEvent {
             AuditEvent::MfaBackupCode => "mfa_backup_code",
             AuditEvent::TokenRefresh => "token_refresh",
             AuditEvent::Logout => "logout",
+            AuditEvent::CredentialRenamed => "credential_renamed",
+            AuditEvent::CredentialDeleted => "credential_deleted",
+            AuditEvent::BackupCodesRegenerated => "backup_codes_regenerated",
+            AuditEvent::SessionRevoked => "session_revoked",
         }
     }
 
@@ -46,7 +54,12 @@ impl AuditEvent {
             AuditEvent::PasswordlessLogin | AuditEvent::TokenRefresh | AuditEvent::Logout => {
                 Surface::V1
             }
-            AuditEvent::MfaWebauthn | AuditEvent::MfaBackupCode => Surface::Seed,
+            AuditEvent::MfaWebauthn
+            | AuditEvent::MfaBackupCode
+            | AuditEvent::CredentialRenamed
+            | AuditEvent::CredentialDeleted
+            | AuditEvent::BackupCodesRegenerated
+            | AuditEvent::SessionRevoked => Surface::Seed,
         }
     }
 }
@@ -61,6 +74,10 @@ pub struct Audit {
     pub credential: Option<CredentialId>,
     pub device_hash: Option<String>,
     pub session: Option<SessionId>,
+    /// Who made an account change (`user:<id>`), when it is not simply the user logging in.
+    pub actor: Option<String>,
+    /// What an account change was made to (a credential id, a session id, `backup_codes`).
+    pub target: Option<String>,
     pub retention_secs: i64,
     pub client: ClientInfo,
     pub request_id: String,
@@ -76,6 +93,8 @@ impl Audit {
             credential: None,
             device_hash: None,
             session: None,
+            actor: None,
+            target: None,
             retention_secs: DEFAULT_RETENTION_SECS,
             client: client_info(req),
             request_id: request_id(req),
@@ -108,6 +127,8 @@ impl Audit {
             credential_id: self.credential.clone(),
             device_hash: self.device_hash.clone(),
             session_id: self.session,
+            actor: self.actor.clone(),
+            target: self.target.clone(),
             ip: self.client.ip.clone(),
             user_agent: self.client.user_agent.clone(),
             request_id: self.request_id.clone(),
@@ -137,6 +158,8 @@ impl Audit {
             credential_id = text(self.credential.as_ref().map(|c| c.to_string())),
             device_hash = text(self.device_hash.clone()),
             session_id = text(self.session.map(|s| s.to_string())),
+            actor = text(self.actor.clone()),
+            target = text(self.target.clone()),
             ip = text(self.client.ip.clone()),
             user_agent = text(self.client.user_agent.clone()),
             "authentication audit"
@@ -186,6 +209,8 @@ mod tests {
             credential: None,
             device_hash: None,
             session: None,
+            actor: None,
+            target: None,
             retention_secs: 86_400,
             client: ClientInfo::default(),
             request_id: "r".into(),

@@ -56,11 +56,10 @@ impl Caller {
         }
     }
 
-    /// Whether this caller may add an authenticator now. A token of a passwordless session
-    /// works only while that session is live (logout or a detected refresh-token reuse ends
-    /// it). A user who already has an authenticator needs a recent login: `auth_time` within
-    /// the tenant's `reauthentication_window_secs`. The first enrollment and enrollment
-    /// grants are not held to that.
+    /// Whether this caller may add an authenticator now: a live session (see
+    /// [`Caller::check_session`]) and, when the user already has an authenticator, a recent
+    /// login ([`Caller::check_recent_login`]). The first enrollment and enrollment grants are
+    /// not held to the second rule.
     pub fn check_enrollment(
         &self,
         tenant: &Tenant,
@@ -68,25 +67,47 @@ impl Caller {
         existing: &[CredentialRecord],
         now: i64,
     ) -> Result<(), ApiError> {
-        let Proof::Token { auth_time, .. } = &self.proof else {
+        self.check_session(session, now)?;
+        if existing.is_empty() {
             return Ok(());
-        };
+        }
+        self.check_recent_login(tenant, now)
+    }
+
+    /// A token of a passwordless session works only while that session is live (logout or a
+    /// detected refresh-token reuse ends it). `session` is what [`Caller::session`] read.
+    pub fn check_session(&self, session: Option<&SessionRecord>, now: i64) -> Result<(), ApiError> {
         if let Some(session) = session {
             let ours = session.tenant_id == self.tenant && session.user_id == self.user;
             if !ours || !session.is_live(now) {
                 return Err(session_revoked());
             }
         }
-        if existing.is_empty() {
+        Ok(())
+    }
+
+    /// Sensitive changes need a recent login: the token's `auth_time` within the tenant's
+    /// `reauthentication_window_secs`. Enrollment grants are single-use proofs of a login
+    /// that just happened and pass.
+    pub fn check_recent_login(&self, tenant: &Tenant, now: i64) -> Result<(), ApiError> {
+        let Proof::Token { auth_time, .. } = &self.proof else {
             return Ok(());
-        }
+        };
         let window = i64::from(tenant.reauthentication_window_secs);
         match auth_time {
             Some(at) if now.saturating_sub(*at) <= window => Ok(()),
             _ => Err(ApiError::unauthenticated_with(
                 ErrorCode::ReauthenticationRequired,
-                "adding an authenticator needs a recent login; sign in again and retry",
+                "this change needs a recent login; sign in again and retry",
             )),
+        }
+    }
+
+    /// The session the token belongs to, if any.
+    pub fn session_id(&self) -> Option<SessionId> {
+        match &self.proof {
+            Proof::Token { session, .. } => *session,
+            Proof::Grant => None,
         }
     }
 }

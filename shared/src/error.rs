@@ -53,6 +53,12 @@ error_codes! {
     ChallengeNotFound => "challenge_not_found",
     EnrollmentNotFound => "enrollment_not_found",
     NoCredentials => "no_credentials",
+    /// No such credential of this user.
+    CredentialNotFound => "credential_not_found",
+    /// No such session of this user.
+    SessionNotFound => "session_not_found",
+    /// Removing the user's last authenticator, which the tenant does not allow.
+    LastFactor => "last_factor",
     CredentialAlreadyRegistered => "credential_already_registered",
     InvalidBackupCode => "invalid_backup_code",
     BackupCodesLocked => "backup_codes_locked",

@@ -1,6 +1,7 @@
 //! Shared library of the passkey and MFA service: WebAuthn ceremonies (webauthn-rs), tenant
 //! checks, system JWTs (jsonwebtoken, ES256) and DynamoDB access (aws-sdk-dynamodb).
 
+pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod clock;

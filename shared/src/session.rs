@@ -205,6 +205,7 @@ mod tests {
     fn session(hash: &str, previous: &[&str]) -> SessionRecord {
         SessionRecord {
             session_id: SessionId::new_random(),
+            tenant_user: String::new(),
             tenant_id: crate::ids::TenantId::new_random(),
             user_id: UserId::new_random(),
             credential_id: crate::ids::CredentialId::from_bytes(vec![1]),

@@ -171,6 +171,10 @@ pub struct Tenant {
     /// lifetime, but never past this age of the session.
     #[serde(default = "default_session_max_age")]
     pub session_max_age_secs: u32,
+    /// Whether a user may delete their last authenticator (then only backup codes or a new
+    /// enrollment are left). Off by default: 409 `last_factor`.
+    #[serde(default)]
+    pub allow_removing_last_factor: bool,
     /// Never returned by the API, and never copied into challenge items.
     #[serde(default, skip_serializing_if = "TenantSecret::is_empty")]
     pub secret: TenantSecret,
@@ -195,6 +199,7 @@ impl Tenant {
             audit_retention_days: default_audit_retention_days(),
             reauthentication_window_secs: default_reauthentication_window(),
             session_max_age_secs: default_session_max_age(),
+            allow_removing_last_factor: false,
             // Only empty if the OS RNG fails; `validate` refuses such a tenant.
             secret: TenantSecret::generate().unwrap_or_default(),
             created_at,

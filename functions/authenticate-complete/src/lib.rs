@@ -255,6 +255,7 @@ async fn open_session(
     let refresh = new_refresh_token(&session_id)?;
     let session = SessionRecord {
         session_id,
+        tenant_user: SessionRecord::key_for(&tenant.tenant_id, &user.user_id),
         tenant_id: tenant.tenant_id,
         user_id: user.user_id,
         credential_id: credential.credential_id.clone(),

@@ -5,6 +5,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
+use shared::account::device_name;
 use shared::auth::{authenticate, enrollment_grant, has_authorization, Accepts, Caller};
 use shared::codes::{self, BackupCodeHasher, BACKUP_CODE_COUNT};
 use shared::config::ConfigError;
@@ -21,8 +22,6 @@ use shared::webauthn::{
     AttestationRejected, NewCredential, RegistrationState,
 };
 use tracing::{instrument, Span};
-
-pub const MAX_DEVICE_NAME_CHARS: usize = 100;
 
 pub struct State {
     pub common: Common,
@@ -64,19 +63,6 @@ fn names_a_grant(req: &Request) -> bool {
     serde_json::from_slice::<serde_json::Value>(req.body().as_ref())
         .ok()
         .is_some_and(|v| v.get("challenge_id").is_some_and(|g| !g.is_null()))
-}
-
-/// Trimmed, 1 to 100 characters.
-fn device_name(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_DEVICE_NAME_CHARS {
-        return Err(ApiError::invalid_field(
-            "device_name",
-            format!("device_name must be 1 to {MAX_DEVICE_NAME_CHARS} characters after trimming"),
-        ));
-    }
-    Ok(name.to_owned())
 }
 
 async fn register_complete(state: &State, req: &Request) -> ApiResult {
@@ -267,20 +253,4 @@ fn duplicate() -> ApiError {
         ErrorCode::CredentialAlreadyRegistered,
         "this authenticator is already registered",
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_names_are_trimmed_and_bounded() {
-        assert_eq!(device_name("  YubiKey  ").unwrap(), "YubiKey");
-        assert!(device_name("").is_err());
-        assert!(device_name("   ").is_err());
-        assert!(device_name(&"x".repeat(100)).is_ok());
-        assert!(device_name(&"x".repeat(101)).is_err());
-        // Characters, not bytes: 100 two-byte characters are allowed.
-        assert!(device_name(&"é".repeat(100)).is_ok());
-    }
 }

@@ -163,6 +163,9 @@ pub struct TestApp {
     pub authenticate_complete: authenticate_complete::State,
     pub auth_refresh: auth_refresh::State,
     pub auth_logout: auth_logout::State,
+    /// The self-service functions (`/v1/users/me/…`).
+    pub common: Common,
+    pub backup_codes_regenerate: backup_codes_regenerate::State,
 }
 
 impl TestApp {
@@ -232,7 +235,14 @@ impl TestApp {
                 common: common.clone(),
                 issuer: issuer(&env.signing_pem),
             },
-            auth_logout: auth_logout::State { common },
+            backup_codes_regenerate: backup_codes_regenerate::State {
+                common: common.clone(),
+                backup_codes: BackupCodeHasher::new(PEPPER).expect("pepper"),
+            },
+            auth_logout: auth_logout::State {
+                common: common.clone(),
+            },
+            common,
             jwks: jwks::State::new(&jwks_json, &settings()).expect("jwks state"),
         };
         // Best effort: a store that is down on purpose has no tenant.
@@ -512,13 +522,31 @@ pub fn auth_headers(token: &str, tenant: &TenantId) -> Vec<(String, String)> {
     ]
 }
 
-/// A request exactly as API Gateway hands it to the function (HTTP API, payload 2.0).
+/// A POST exactly as API Gateway hands it to the function (HTTP API, payload 2.0).
 pub fn api_request(
     path: &str,
     query: &[(&str, &str)],
     headers: &[(String, String)],
     body: Option<String>,
 ) -> Request {
+    api_call("POST", path, &[], query, headers, body)
+}
+
+/// Any method on a route, with its path parameters, as API Gateway hands it to the function.
+/// `route` is the template's path (`/v1/…/{credential_id}`); the raw path has the values.
+pub fn api_call(
+    method: &str,
+    route: &str,
+    path_params: &[(&str, &str)],
+    query: &[(&str, &str)],
+    headers: &[(String, String)],
+    body: Option<String>,
+) -> Request {
+    let mut path = route.to_owned();
+    for (name, value) in path_params {
+        path = path.replace(&format!("{{{name}}}"), value);
+    }
+    let path = path.as_str();
     let mut header_map = serde_json::Map::new();
     header_map.insert("content-type".into(), json!("application/json"));
     for (k, v) in headers {
@@ -531,7 +559,7 @@ pub fn api_request(
         .join("&");
     let mut event = json!({
         "version": "2.0",
-        "routeKey": format!("POST {path}"),
+        "routeKey": format!("{method} {route}"),
         "rawPath": path,
         "rawQueryString": raw_query,
         "headers": header_map,
@@ -540,14 +568,14 @@ pub fn api_request(
             "apiId": "local",
             "domainName": "localhost",
             "http": {
-                "method": "POST",
+                "method": method,
                 "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": "127.0.0.1",
                 "userAgent": "integration-tests"
             },
             "requestId": uuid::Uuid::new_v4().to_string(),
-            "routeKey": format!("POST {path}"),
+            "routeKey": format!("{method} {route}"),
             "stage": "$default",
             "time": "23/Nov/2026:12:00:00 +0000",
             "timeEpoch": 0
@@ -556,6 +584,13 @@ pub fn api_request(
     });
     if !query.is_empty() {
         event["queryStringParameters"] = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    if !path_params.is_empty() {
+        event["pathParameters"] = path_params
             .iter()
             .map(|(k, v)| (k.to_string(), json!(v)))
             .collect::<serde_json::Map<_, _>>()

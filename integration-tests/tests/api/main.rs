@@ -1,6 +1,7 @@
 //! End-to-end tests of every function against a real DynamoDB-compatible server and real
 //! WebAuthn ceremonies. One test binary, so one moto server, shared by all tests.
 
+mod account;
 mod attacks;
 mod cli;
 mod events;

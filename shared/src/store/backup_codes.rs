@@ -82,6 +82,19 @@ impl Store {
         out.item.map(from_item).transpose()
     }
 
+    /// Replaces the user's backup codes with a new set: the old codes stop working at once,
+    /// and the failure count and any lockout start over.
+    pub async fn replace_backup_codes(&self, record: &BackupCodesRecord) -> Result<(), StoreError> {
+        self.client()
+            .put_item()
+            .table_name(&self.tables().backup_codes)
+            .set_item(Some(super::to_item(record)?))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
     /// Marks one code used: a conditional update, so of concurrent redemptions of the same code
     /// exactly one succeeds. Also clears the failure count. `false` if the code is already used
     /// (or the user is locked out).

@@ -1,6 +1,6 @@
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -284,15 +284,113 @@ impl Store {
     }
 }
 
-/// The update one successful assertion makes to its credential: conditional on it still
-/// existing and, per [`CounterRule`], on the live counter.
-pub(crate) fn credential_use_write(record: &CredentialRecord, used: &CredentialUse) -> Write {
+/// What deleting a credential found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeleteCredentialOutcome {
+    Deleted,
+    /// No such credential (already deleted, or never the user's).
+    NotFound,
+    /// The credential that had to remain (the last other one) was deleted meanwhile.
+    WitnessGone,
+}
+
+impl Store {
+    /// Renames a credential; `false` if the user has no such credential.
+    pub async fn rename_credential(
+        &self,
+        record: &CredentialRecord,
+        device_name: &str,
+    ) -> Result<bool, StoreError> {
+        let write = Write {
+            update: Some("SET device_name = :name".into()),
+            condition: Some("attribute_exists(credential_id)".into()),
+            ..Write::new(credential_key(record))
+        }
+        .value(":name", s(device_name));
+        condition_held(
+            write
+                .update_item(self.client(), &self.tables().credentials)
+                .await,
+        )
+    }
+
+    /// Deletes a credential. With `keep`, only while that other credential still exists, in
+    /// one transaction: two concurrent deletions of a user's last two credentials cannot both
+    /// pass, so the user keeps one.
+    pub async fn delete_credential(
+        &self,
+        record: &CredentialRecord,
+        keep: Option<&CredentialRecord>,
+    ) -> Result<DeleteCredentialOutcome, StoreError> {
+        let table = &self.tables().credentials;
+        let delete = Delete::builder()
+            .table_name(table)
+            .set_key(Some(credential_key(record)))
+            .condition_expression("attribute_exists(credential_id)")
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let Some(keep) = keep else {
+            let result = self
+                .client()
+                .delete_item()
+                .table_name(table)
+                .set_key(Some(credential_key(record)))
+                .condition_expression("attribute_exists(credential_id)")
+                .send()
+                .await
+                .map_err(classify);
+            return Ok(match condition_held(result)? {
+                true => DeleteCredentialOutcome::Deleted,
+                false => DeleteCredentialOutcome::NotFound,
+            });
+        };
+        let check = ConditionCheck::builder()
+            .table_name(table)
+            .set_key(Some(credential_key(keep)))
+            .condition_expression("attribute_exists(credential_id)")
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let result = self
+            .client()
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(DeleteCredentialOutcome::Deleted),
+            Err(err) => match transaction_reasons(&err) {
+                Some(reasons)
+                    if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") =>
+                {
+                    Ok(DeleteCredentialOutcome::NotFound)
+                }
+                Some(reasons)
+                    if reasons.get(1).map(String::as_str) == Some("ConditionalCheckFailed") =>
+                {
+                    Ok(DeleteCredentialOutcome::WitnessGone)
+                }
+                Some(reasons) => Err(cancelled(reasons)),
+                None => Err(classify(err)),
+            },
+        }
+    }
+}
+
+fn credential_key(record: &CredentialRecord) -> Item {
     let mut key = Item::new();
     key.insert("tenant_user".into(), s(&record.tenant_user));
     key.insert(
         "credential_id".into(),
         s(record.credential_id.to_base64url()),
     );
+    key
+}
+
+/// The update one successful assertion makes to its credential: conditional on it still
+/// existing and, per [`CounterRule`], on the live counter.
+pub(crate) fn credential_use_write(record: &CredentialRecord, used: &CredentialUse) -> Write {
+    let key = credential_key(record);
     let mut update = String::from("SET backup_state = :bs, last_used_at = :now");
     let mut condition = String::from("attribute_exists(credential_id)");
     match used.rule {

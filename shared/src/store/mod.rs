@@ -29,7 +29,8 @@ pub use backup_codes::{BackupCodesRecord, FailedCode};
 pub use challenges::{ChallengeKind, ChallengeRecord, ConsumeChallenge};
 pub use client::{configure_client, retry_config, timeout_config};
 pub use credentials::{
-    CounterRule, CredentialRecord, CredentialUse, SaveCredentialOutcome, UseOutcome,
+    CounterRule, CredentialRecord, CredentialUse, DeleteCredentialOutcome, SaveCredentialOutcome,
+    UseOutcome,
 };
 pub use devices::{DeviceRecord, DeviceSighting};
 pub use login::{LoginCommit, LoginCommitOutcome};

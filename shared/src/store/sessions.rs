@@ -6,7 +6,10 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::{classify, condition_held, from_item, n, s, Item, Store, StoreError, Write};
+use super::{
+    classify, condition_held, from_item, from_items, n, s, tenant_user_key, Item, Store,
+    StoreError, Write,
+};
 use crate::ids::{CredentialId, SessionId, TenantId, UserId};
 
 /// Replaced refresh-token hashes kept per session for reuse detection; older ones are
@@ -16,6 +19,9 @@ pub const MAX_PREVIOUS_TOKENS: usize = 50;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub session_id: SessionId,
+    /// `<tenant>#<user>`: the `user-index` partition key (a user's sessions).
+    #[serde(default)]
+    pub tenant_user: String,
     pub tenant_id: TenantId,
     pub user_id: UserId,
     /// The credential the session was opened with.
@@ -47,7 +53,13 @@ pub struct SessionRecord {
     pub revoked_reason: Option<String>,
 }
 
+pub const SESSION_USER_INDEX: &str = "user-index";
+
 impl SessionRecord {
+    pub fn key_for(tenant: &TenantId, user: &UserId) -> String {
+        tenant_user_key(tenant, user)
+    }
+
     pub fn is_live(&self, now: i64) -> bool {
         self.revoked_at.is_none() && self.expires_at > now
     }
@@ -80,6 +92,29 @@ impl Store {
             .await
             .map_err(classify)?;
         out.item.map(from_item).transpose()
+    }
+
+    /// A user's sessions, newest first, at most `limit` (revoked and expired ones included:
+    /// the caller filters).
+    pub async fn list_sessions(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        limit: i32,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(&self.tables().sessions)
+            .index_name(SESSION_USER_INDEX)
+            .key_condition_expression("tenant_user = :tu")
+            .expression_attribute_values(":tu", s(tenant_user_key(tenant, user)))
+            .scan_index_forward(false)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(classify)?;
+        from_items(out.items)
     }
 
     /// Swaps the refresh token, only if the presented one is still the current one and the
