@@ -159,7 +159,15 @@ for check in "POST /v1/users/me/mfa/webauthn/register 401" \
              "POST /api/v1/webauthn/authenticate/begin 400" \
              "POST /api/v1/webauthn/authenticate/complete 400" \
              "POST /api/v1/auth/refresh 400" \
-             "POST /api/v1/auth/logout 400"; do
+             "POST /api/v1/auth/logout 400" \
+             "GET /v1/users/me/mfa/webauthn/credentials 401" \
+             "PATCH /v1/users/me/mfa/webauthn/credentials/AAAA 401" \
+             "DELETE /v1/users/me/mfa/webauthn/credentials/AAAA 401" \
+             "GET /v1/users/me/mfa/backup_codes 401" \
+             "POST /v1/users/me/mfa/backup_codes 401" \
+             "GET /v1/users/me/sessions 401" \
+             "DELETE /v1/users/me/sessions/00000000-0000-4000-8000-000000000000 401" \
+             "DELETE /v1/users/me/sessions 401"; do
   read -r method path expected <<<"$check"
   status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X "$method" "$api$path")" || true
   [ "$status" = "$expected" ] || say "warning: $method $path answered $status, expected $expected; see the log above"

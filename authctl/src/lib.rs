@@ -131,6 +131,9 @@ pub enum TenantCommand {
         /// Absolute lifetime of a passwordless session, seconds (default 30 days).
         #[arg(long = "session-max-age", default_value_t = 30 * 86_400)]
         session_max_age_secs: u32,
+        /// Users may delete their last authenticator (default: 409 last_factor).
+        #[arg(long = "allow-removing-last-factor")]
+        allow_removing_last_factor: bool,
     },
 }
 
@@ -297,6 +300,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             audit_retention_days,
             reauthentication_window_secs,
             session_max_age_secs,
+            allow_removing_last_factor,
         }) => {
             let mut tenant = Tenant::new(&name, &rp_id, origins, now);
             if !methods.is_empty() {
@@ -310,6 +314,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             tenant.audit_retention_days = audit_retention_days;
             tenant.reauthentication_window_secs = reauthentication_window_secs;
             tenant.session_max_age_secs = session_max_age_secs;
+            tenant.allow_removing_last_factor = allow_removing_last_factor;
             tenant.validate()?;
             ctx.store.create_tenant(&tenant).await.map_err(store_err)?;
             Ok(json!({ "tenant_id": tenant.tenant_id }))

@@ -136,3 +136,36 @@ fn every_function_has_an_event() {
         );
     }
 }
+
+/// The self-service samples replay through their handlers with the documented answers: the
+/// sample ids name nothing of the test user.
+#[tokio::test]
+async fn self_service_events_replay() {
+    let app = TestApp::new().await;
+    let c = &app.common;
+    let list = Reply::from(credentials_list::handler(c, load("credentials-list", &app)).await);
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert_eq!(list.body["credentials"], json!([]));
+    Reply::from(credential_rename::handler(c, load("credential-rename", &app)).await)
+        .assert_error(StatusCode::NOT_FOUND, "credential_not_found");
+    Reply::from(credential_delete::handler(c, load("credential-delete", &app)).await)
+        .assert_error(StatusCode::NOT_FOUND, "credential_not_found");
+    let codes =
+        Reply::from(backup_codes_status::handler(c, load("backup-codes-status", &app)).await);
+    assert_eq!(codes.body, json!({ "remaining": 0, "created_at": null }));
+    let fresh = Reply::from(
+        backup_codes_regenerate::handler(
+            &app.backup_codes_regenerate,
+            load("backup-codes-regenerate", &app),
+        )
+        .await,
+    );
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
+    let sessions = Reply::from(sessions_list::handler(c, load("sessions-list", &app)).await);
+    assert_eq!(sessions.body["sessions"], json!([]));
+    Reply::from(session_revoke::handler(c, load("session-revoke", &app)).await)
+        .assert_error(StatusCode::NOT_FOUND, "session_not_found");
+    let others =
+        Reply::from(sessions_revoke_others::handler(c, load("sessions-revoke-others", &app)).await);
+    assert_eq!(others.status, StatusCode::OK, "{}", others.body);
+}
