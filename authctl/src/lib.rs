@@ -66,6 +66,20 @@ pub enum Command {
     /// Audit records of authentication outcomes.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// A user's passwordless sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum SessionsCommand {
+    /// Revokes every live session of the user.
+    Revoke {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        user: UserId,
+    },
 }
 
 #[derive(Subcommand)]
@@ -147,6 +161,14 @@ pub enum UserCommand {
         #[arg(long = "display-name")]
         display_name: String,
     },
+    /// Erases the user: credentials, backup codes, sessions, devices, pending challenges and
+    /// the user record (audit records are kept). Safe to run again if interrupted.
+    Delete {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        user: UserId,
+    },
 }
 
 #[derive(Subcommand)]
@@ -171,6 +193,16 @@ pub enum CredentialsCommand {
         tenant: TenantId,
         #[arg(long)]
         user: UserId,
+    },
+    /// Removes one credential (the last one too: the user enrolls again through MFA).
+    Delete {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        user: UserId,
+        /// The credential id, base64url.
+        #[arg(long)]
+        credential: String,
     },
 }
 
@@ -352,9 +384,34 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
                 email,
                 display_name: display_name.trim().to_owned(),
                 created_at: now,
+                deleted_at: None,
             };
             store.create_user(&user).await.map_err(store_err)?;
             Ok(json!({ "user_id": user.user_id }))
+        }
+        Command::User(UserCommand::Delete { tenant, user }) => {
+            let erased = shared::admin::delete_user(&ctx.store, &tenant, &user, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({ "user_id": user, "deleted": true, "erased": erased }))
+        }
+        Command::Credentials(CredentialsCommand::Delete {
+            tenant,
+            user,
+            credential,
+        }) => {
+            let id = shared::ids::CredentialId::from_base64url(&credential)
+                .map_err(|_| "--credential must be base64url".to_owned())?;
+            shared::admin::delete_credential(&ctx.store, &tenant, &user, &id)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({ "credential_id": id, "deleted": true }))
+        }
+        Command::Sessions(SessionsCommand::Revoke { tenant, user }) => {
+            let revoked = shared::admin::revoke_sessions(&ctx.store, &tenant, &user, None, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({ "revoked": revoked }))
         }
         Command::Token(TokenCommand::Issue {
             tenant,

@@ -29,6 +29,7 @@ fn passkey_assertion(c: &mut Criterion) {
         email: "bench@example.com".into(),
         display_name: "Bench".into(),
         created_at: 0,
+        deleted_at: None,
     };
     let origin = Url::parse(ORIGIN).unwrap();
     let mut authenticator = SoftPasskey::new(true);

@@ -298,26 +298,21 @@ pub async fn revoke_own_session(
     Ok(())
 }
 
-/// Revokes every live session of the user but `keep` (the caller's own); returns how many.
+/// Revokes every live session of the user but `keep` (the caller's own); returns their ids.
 pub async fn revoke_other_sessions(
     store: &Store,
     caller: &Caller,
     keep: Option<SessionId>,
     now: i64,
 ) -> Result<Vec<SessionId>, ApiError> {
-    let sessions = live_sessions(store, caller, now).await?;
-    let others: Vec<SessionId> = sessions
-        .iter()
-        .map(|s| s.session_id)
-        .filter(|id| Some(*id) != keep)
-        .collect();
-    futures::future::try_join_all(
-        others
-            .iter()
-            .map(|id| store.revoke_session(id, "user_revoked", now)),
-    )
-    .await?;
-    Ok(others)
+    crate::admin::revoke_sessions(store, &caller.tenant, &caller.user, keep, now)
+        .await
+        .map_err(|err| match err {
+            crate::admin::AdminError::Store(err) => ApiError::from(err),
+            crate::admin::AdminError::NotFound(_) => {
+                ApiError::internal("listing sessions found no user")
+            }
+        })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! checks, system JWTs (jsonwebtoken, ES256) and DynamoDB access (aws-sdk-dynamodb).
 
 pub mod account;
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod clock;

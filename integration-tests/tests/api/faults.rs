@@ -45,6 +45,7 @@ pub enum Operation {
     DeleteItem,
     Query,
     BatchGetItem,
+    BatchWriteItem,
     TransactWriteItems,
     Any,
 }

@@ -203,6 +203,7 @@ impl TestApp {
                 email: "alice@example.com".into(),
                 display_name: "Alice".into(),
                 created_at: clock.now(),
+                deleted_at: None,
             },
             tenant,
             register_options: register_options::State {
@@ -258,6 +259,7 @@ impl TestApp {
             email: email.into(),
             display_name: email.into(),
             created_at: self.clock.now(),
+            deleted_at: None,
         };
         self.store.create_user(&user).await.expect("user");
         user

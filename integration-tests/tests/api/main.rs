@@ -4,6 +4,7 @@
 mod account;
 mod attacks;
 mod cli;
+mod erasure;
 mod events;
 mod faults;
 mod garbage;

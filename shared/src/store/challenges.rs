@@ -78,12 +78,21 @@ pub struct ConsumeChallenge<'a> {
     pub now: i64,
 }
 
+/// The index of a user's pending challenges (`tenant_user`, keys only): erasing a user finds
+/// them there. The store adds `tenant_user` to every challenge it writes.
+pub const CHALLENGE_USER_INDEX: &str = "user-index";
+
 impl Store {
     pub async fn put_challenge(&self, record: &ChallengeRecord) -> Result<(), StoreError> {
+        let mut item = to_item(record)?;
+        item.insert(
+            "tenant_user".into(),
+            s(super::tenant_user_key(&record.tenant_id, &record.user_id)),
+        );
         self.client()
             .put_item()
             .table_name(&self.tables().challenges)
-            .set_item(Some(to_item(record)?))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(challenge_key)")
             .send()
             .await

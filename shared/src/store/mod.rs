@@ -7,6 +7,7 @@ mod challenges;
 pub mod client;
 mod credentials;
 pub mod devices;
+mod erase;
 mod login;
 pub mod schema;
 pub mod sessions;
@@ -26,15 +27,16 @@ use crate::ids::{TenantId, UserId};
 
 pub use audit::AuditRecord;
 pub use backup_codes::{BackupCodesRecord, FailedCode};
-pub use challenges::{ChallengeKind, ChallengeRecord, ConsumeChallenge};
+pub use challenges::{ChallengeKind, ChallengeRecord, ConsumeChallenge, CHALLENGE_USER_INDEX};
 pub use client::{configure_client, retry_config, timeout_config};
 pub use credentials::{
     CounterRule, CredentialRecord, CredentialUse, DeleteCredentialOutcome, SaveCredentialOutcome,
     UseOutcome,
 };
 pub use devices::{DeviceRecord, DeviceSighting};
+pub use erase::Erased;
 pub use login::{LoginCommit, LoginCommitOutcome};
-pub use sessions::{Rotation, SessionRecord};
+pub use sessions::{Rotation, SessionRecord, SESSION_USER_INDEX};
 pub use users::{normalise_email, UserRecord};
 
 pub type Item = HashMap<String, AttributeValue>;

@@ -11,6 +11,15 @@ pub struct UserRecord {
     pub email: String,
     pub display_name: String,
     pub created_at: i64,
+    /// Set when the user's erasure began: from then on every lookup treats the user as gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<i64>,
+}
+
+impl UserRecord {
+    fn live(self) -> Option<Self> {
+        self.deleted_at.is_none().then_some(self)
+    }
 }
 
 /// Trimmed and lower-cased; the form stored and looked up.
@@ -46,7 +55,8 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        out.item.map(from_item).transpose()
+        let user: Option<UserRecord> = out.item.map(from_item).transpose()?;
+        Ok(user.and_then(UserRecord::live))
     }
 
     /// Users with this email, across tenants (the `email-index` GSI), at most `limit`.
@@ -66,7 +76,8 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        from_items(out.items)
+        let users: Vec<UserRecord> = from_items(out.items)?;
+        Ok(users.into_iter().filter_map(UserRecord::live).collect())
     }
 
     /// The user with this email in one tenant (the index's range key), if any.
@@ -87,7 +98,8 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        Ok(from_items(out.items)?.pop())
+        let users: Vec<UserRecord> = from_items(out.items)?;
+        Ok(users.into_iter().filter_map(UserRecord::live).next())
     }
 }
 
