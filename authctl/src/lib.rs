@@ -15,7 +15,7 @@ use shared::config::{self, TableNames, TokenSettings};
 use shared::ids::{TenantId, UserId};
 use shared::jwt::{Claims, SigningKey};
 use shared::store::schema::create_tables;
-use shared::store::{Store, StoreError, UserRecord};
+use shared::store::{Store, StoreError};
 use shared::tenant::{MethodType, Tenant, UserVerification};
 
 /// Where the local run keeps its state; defaults of every command point here.
@@ -356,37 +356,9 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             email,
             display_name,
         }) => {
-            let store = &ctx.store;
-            let email = shared::store::normalise_email(&email);
-            if !email.contains('@') || display_name.trim().is_empty() {
-                return Err("an email address and a display name are required".into());
-            }
-            if store
-                .get_tenant(&tenant)
+            let user = shared::admin::create_user(&ctx.store, &tenant, &email, &display_name, now)
                 .await
-                .map_err(store_err)?
-                .is_none()
-            {
-                return Err(format!("tenant {tenant} does not exist"));
-            }
-            let taken = store
-                .find_users_by_email(&email, 100)
-                .await
-                .map_err(store_err)?
-                .iter()
-                .any(|u| u.tenant_id == tenant);
-            if taken {
-                return Err(format!("{email} already exists in tenant {tenant}"));
-            }
-            let user = UserRecord {
-                tenant_id: tenant,
-                user_id: UserId::new_random(),
-                email,
-                display_name: display_name.trim().to_owned(),
-                created_at: now,
-                deleted_at: None,
-            };
-            store.create_user(&user).await.map_err(store_err)?;
+                .map_err(|e| e.to_string())?;
             Ok(json!({ "user_id": user.user_id }))
         }
         Command::User(UserCommand::Delete { tenant, user }) => {
@@ -482,15 +454,9 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             Ok(json!({ "kid": key.kid(), "path": out, "jwks": key.jwks() }))
         }
         Command::MfaChallenge(MfaChallengeCommand::Create { tenant, user, ttl }) => {
-            let store = &ctx.store;
-            if !(30..=3600).contains(&ttl) {
-                return Err("ttl must be between 30 and 3600 seconds".into());
-            }
-            require_user(store, &tenant, &user).await?;
-            let id = store
-                .create_mfa_challenge(&tenant, &user, now, ttl)
+            let (id, _) = shared::admin::create_mfa_challenge(&ctx.store, &tenant, &user, ttl, now)
                 .await
-                .map_err(store_err)?;
+                .map_err(|e| e.to_string())?;
             Ok(json!({ "challenge_id": id }))
         }
         Command::Audit(AuditCommand::List {

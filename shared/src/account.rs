@@ -305,14 +305,7 @@ pub async fn revoke_other_sessions(
     keep: Option<SessionId>,
     now: i64,
 ) -> Result<Vec<SessionId>, ApiError> {
-    crate::admin::revoke_sessions(store, &caller.tenant, &caller.user, keep, now)
-        .await
-        .map_err(|err| match err {
-            crate::admin::AdminError::Store(err) => ApiError::from(err),
-            crate::admin::AdminError::NotFound(_) => {
-                ApiError::internal("listing sessions found no user")
-            }
-        })
+    Ok(crate::admin::revoke_sessions(store, &caller.tenant, &caller.user, keep, now).await?)
 }
 
 #[cfg(test)]

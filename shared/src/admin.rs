@@ -1,15 +1,108 @@
 //! Operator operations on users, shared by `authctl` and the admin API: one implementation,
 //! a domain error that knows no HTTP (each surface maps it).
 
-use crate::ids::{CredentialId, SessionId, TenantId, UserId};
-use crate::store::{DeleteCredentialOutcome, Erased, Store, StoreError};
+use crate::ids::{ChallengeId, CredentialId, SessionId, TenantId, UserId};
+use crate::store::{
+    normalise_email, DeleteCredentialOutcome, Erased, Store, StoreError, UserRecord,
+};
+
+/// Longest display name.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
+/// Longest e-mail address (RFC 5321).
+pub const MAX_EMAIL_CHARS: usize = 320;
+/// Lifetimes an MFA challenge may be created with.
+pub const MFA_CHALLENGE_TTL_RANGE: std::ops::RangeInclusive<i64> = 30..=3600;
+
+/// What an operation did not find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Missing {
+    #[error("tenant")]
+    Tenant,
+    #[error("user")]
+    User,
+    #[error("credential")]
+    Credential,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("no such {0}")]
-    NotFound(&'static str),
+    NotFound(Missing),
+    /// A field the operator sent is not acceptable: the field and why.
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("{0} already exists")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> AdminError {
+    AdminError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A new user of `tenant`: the address normalised and unique within the tenant.
+pub async fn create_user(
+    store: &Store,
+    tenant: &TenantId,
+    email: &str,
+    display_name: &str,
+    now: i64,
+) -> Result<UserRecord, AdminError> {
+    let email = normalise_email(email);
+    if !email.contains('@') || email.chars().count() > MAX_EMAIL_CHARS {
+        return Err(invalid(
+            "email",
+            "an e-mail address of at most 320 characters is required",
+        ));
+    }
+    let display_name = display_name.trim();
+    if display_name.is_empty() || display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(invalid("display_name", "1 to 200 characters are required"));
+    }
+    if store.get_tenant(tenant).await?.is_none() {
+        return Err(AdminError::NotFound(Missing::Tenant));
+    }
+    if store
+        .find_user_by_email_in_tenant(tenant, &email)
+        .await?
+        .is_some()
+    {
+        return Err(AdminError::Conflict(format!("a user with {email}")));
+    }
+    let user = UserRecord {
+        tenant_id: *tenant,
+        user_id: UserId::new_random(),
+        email,
+        display_name: display_name.to_owned(),
+        created_at: now,
+        deleted_at: None,
+    };
+    store.create_user(&user).await?;
+    Ok(user)
+}
+
+/// The primary login's hand-off: an MFA challenge for an existing user, valid `ttl_secs`.
+pub async fn create_mfa_challenge(
+    store: &Store,
+    tenant: &TenantId,
+    user: &UserId,
+    ttl_secs: i64,
+    now: i64,
+) -> Result<(ChallengeId, i64), AdminError> {
+    if !MFA_CHALLENGE_TTL_RANGE.contains(&ttl_secs) {
+        return Err(invalid("ttl", "between 30 and 3600 seconds"));
+    }
+    if store.get_user(tenant, user).await?.is_none() {
+        return Err(AdminError::NotFound(Missing::User));
+    }
+    let id = store
+        .create_mfa_challenge(tenant, user, now, ttl_secs)
+        .await?;
+    Ok((id, now + ttl_secs))
 }
 
 /// Erases a user: marks them deleted (every lookup then treats them as gone), removes their
@@ -22,7 +115,7 @@ pub async fn delete_user(
     now: i64,
 ) -> Result<Erased, AdminError> {
     if !store.mark_user_deleted(tenant, user, now).await? {
-        return Err(AdminError::NotFound("user"));
+        return Err(AdminError::NotFound(Missing::User));
     }
     Ok(store.erase_user(tenant, user).await?)
 }
@@ -38,11 +131,11 @@ pub async fn delete_credential(
     let record = store
         .get_credential(tenant, user, credential)
         .await?
-        .ok_or(AdminError::NotFound("credential"))?;
+        .ok_or(AdminError::NotFound(Missing::Credential))?;
     match store.delete_credential(&record, None).await? {
         DeleteCredentialOutcome::Deleted => Ok(()),
         DeleteCredentialOutcome::NotFound | DeleteCredentialOutcome::WitnessGone => {
-            Err(AdminError::NotFound("credential"))
+            Err(AdminError::NotFound(Missing::Credential))
         }
     }
 }

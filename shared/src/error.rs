@@ -59,6 +59,8 @@ error_codes! {
     SessionNotFound => "session_not_found",
     /// Removing the user's last authenticator, which the tenant does not allow.
     LastFactor => "last_factor",
+    /// Creating something that exists already (a user with this e-mail in the tenant).
+    AlreadyExists => "already_exists",
     CredentialAlreadyRegistered => "credential_already_registered",
     InvalidBackupCode => "invalid_backup_code",
     BackupCodesLocked => "backup_codes_locked",
@@ -244,6 +246,30 @@ pub fn found<T>(value: Option<T>, code: ErrorCode, message: &'static str) -> Res
         code,
         message: message.into(),
     })
+}
+
+impl From<crate::admin::AdminError> for ApiError {
+    /// The HTTP surfaces' answer to an operator operation's refusal.
+    fn from(err: crate::admin::AdminError) -> Self {
+        use crate::admin::{AdminError, Missing};
+        match err {
+            AdminError::NotFound(Missing::Tenant) => {
+                ApiError::not_found(ErrorCode::TenantNotFound, "the tenant does not exist")
+            }
+            AdminError::NotFound(Missing::User) => {
+                ApiError::not_found(ErrorCode::UserNotFound, "the user does not exist")
+            }
+            AdminError::NotFound(Missing::Credential) => ApiError::not_found(
+                ErrorCode::CredentialNotFound,
+                "the user has no credential with this id",
+            ),
+            AdminError::Invalid { field, reason } => ApiError::invalid_field(field, reason),
+            AdminError::Conflict(what) => {
+                ApiError::conflict(ErrorCode::AlreadyExists, format!("{what} already exists"))
+            }
+            AdminError::Store(err) => ApiError::from(err),
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {
