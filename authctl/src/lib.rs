@@ -421,6 +421,8 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
                             "method_type": c.method_type,
                             "device_name": c.device_name,
                             "aaguid": c.aaguid,
+                            // The model's name (and icon) when the AAGUID is a known one.
+                            "authenticator": authenticators::lookup(&c.aaguid),
                             "backup_eligible": c.backup_eligible,
                             "backup_state": c.backup_state,
                             "transports": c.transports,

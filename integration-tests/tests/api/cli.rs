@@ -4,7 +4,7 @@ use authctl::{run, Cli, Context};
 use clap::Parser;
 use lambda_http::http::StatusCode;
 use serde_json::Value;
-use shared::ids::{TenantId, UserId};
+use shared::ids::{CredentialId, TenantId, UserId};
 use shared::jwt::TokenVerifier;
 
 use crate::harness::{settings, Authenticator, TestApp};
@@ -193,6 +193,32 @@ async fn credentials_list_shows_metadata_but_no_key_material() {
     assert_eq!(list[0]["device_name"], "Key");
     assert_eq!(list[0]["use_count"], 0);
     assert!(list[0].get("webauthn_credential").is_none());
+    // A software authenticator's AAGUID is in no list of authenticator models.
+    assert_eq!(list[0].get("authenticator"), Some(&Value::Null));
+
+    // A credential whose AAGUID is a known model shows the model's name.
+    let mut records = app
+        .store
+        .list_credentials(&app.tenant.tenant_id, &app.user.user_id)
+        .await
+        .unwrap();
+    let mut yubikey = records.remove(0);
+    yubikey.credential_id = CredentialId::from_bytes(vec![7; 16]);
+    yubikey.aaguid = "cb69481e-8ff7-4039-93ec-0a2729a154a8".parse().unwrap();
+    app.store.save_new_credential(&yubikey, None).await.unwrap();
+    let list = authctl(&ctx, &args).await.unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let listed = list
+        .iter()
+        .find(|c| c["aaguid"] == yubikey.aaguid.to_string())
+        .unwrap();
+    assert_eq!(listed["authenticator"]["name"], "YubiKey 5 Series");
+    let icon = &listed["authenticator"]["icon"];
+    assert!(
+        icon.is_null() || icon.as_str().unwrap().starts_with("data:image/"),
+        "{icon}"
+    );
 }
 
 #[tokio::test]
