@@ -105,8 +105,8 @@ pub struct CredentialView {
     pub device_name: String,
     pub method_type: MethodType,
     pub aaguid: Uuid,
-    /// The authenticator model's name and icon, when its AAGUID is known.
-    pub authenticator: Option<serde_json::Value>,
+    /// The authenticator model's name and icon, when its AAGUID is known (`authenticators`).
+    pub authenticator: Option<authenticators::Authenticator>,
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub use_count: u64,
@@ -122,7 +122,7 @@ impl From<&CredentialRecord> for CredentialView {
             device_name: r.device_name.clone(),
             method_type: r.method_type,
             aaguid: r.aaguid,
-            authenticator: None,
+            authenticator: authenticators::lookup(&r.aaguid),
             created_at: rfc3339(r.created_at),
             last_used_at: r.last_used_at.map(rfc3339),
             use_count: r.use_count,

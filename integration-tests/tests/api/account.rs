@@ -140,6 +140,31 @@ async fn the_credential_list_describes_each_authenticator() {
         assert!(entry["created_at"].as_str().unwrap().ends_with('Z'));
         assert_eq!(entry["last_used_at"], Value::Null);
     }
+    // Soft authenticators' model is unknown; a known AAGUID gets its name (the shipped list).
+    assert!(listed.body["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["authenticator"].is_null()));
+    let mut yubikey = stored[0].clone();
+    yubikey.credential_id = shared::ids::CredentialId::from_bytes(vec![9; 32]);
+    yubikey.aaguid = "cb69481e-8ff7-4039-93ec-0a2729a154a8".parse().unwrap();
+    app.store
+        .client()
+        .put_item()
+        .table_name(&app.store.tables().credentials)
+        .set_item(Some(serde_dynamo::to_item(&yubikey).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let listed = me(&app, "GET", CREDENTIALS, &[], &headers, None).await;
+    let named = listed.body["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["credential_id"] == yubikey.credential_id.to_base64url())
+        .unwrap();
+    assert_eq!(named["authenticator"]["name"], "YubiKey 5 Series");
     // Another tenant's token sees nothing of this user.
     let other = TestApp::new().await;
     let theirs = me(
