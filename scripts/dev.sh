@@ -120,6 +120,9 @@ if [ ! -s "$pepper_file" ]; then
 fi
 BACKUP_CODE_PEPPER="$(cat "$pepper_file")"
 export BACKUP_CODE_PEPPER
+# There is no API Gateway locally to verify SigV4: the admin API accepts unsigned requests here
+# (and only here; the banner says so). Deployed, every /v1/admin route requires AWS_IAM.
+export ADMIN_API_WITHOUT_IAM=1
 
 "$authctl" tables create >/dev/null
 tenant="$("$authctl" tenant create --name Demo --rp-id localhost --origin "$api" | json_field tenant_id)"
@@ -167,7 +170,12 @@ for check in "POST /v1/users/me/mfa/webauthn/register 401" \
              "POST /v1/users/me/mfa/backup_codes 401" \
              "GET /v1/users/me/sessions 401" \
              "DELETE /v1/users/me/sessions/00000000-0000-4000-8000-000000000000 401" \
-             "DELETE /v1/users/me/sessions 401"; do
+             "DELETE /v1/users/me/sessions 401" \
+             "POST /v1/admin/tenants/not-a-uuid/users 400" \
+             "GET /v1/admin/tenants/not-a-uuid/users 400" \
+             "DELETE /v1/admin/tenants/not-a-uuid/users/not-a-uuid 400" \
+             "POST /v1/admin/tenants/not-a-uuid/users/not-a-uuid/mfa-challenges 400" \
+             "DELETE /v1/admin/tenants/not-a-uuid/users/not-a-uuid/sessions 400"; do
   read -r method path expected <<<"$check"
   status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X "$method" "$api$path")" || true
   [ "$status" = "$expected" ] || say "warning: $method $path answered $status, expected $expected; see the log above"
@@ -177,6 +185,7 @@ cat <<EOF
 
 ==================================================================================================
  API ready on $api (moto on 127.0.0.1:$moto_port). Ctrl-C stops everything.
+ LOCAL RUN: the admin API (/v1/admin/...) accepts requests WITHOUT IAM authorization.
 
  Demo tenant, user and a 24 h token (also in $state/demo.env):
    export TENANT_ID=$tenant

@@ -31,6 +31,8 @@ pub enum AuditEvent {
     CredentialDeleted,
     BackupCodesRegenerated,
     SessionRevoked,
+    UserCreated,
+    UserDeleted,
 }
 
 impl AuditEvent {
@@ -45,6 +47,8 @@ impl AuditEvent {
             AuditEvent::CredentialDeleted => "credential_deleted",
             AuditEvent::BackupCodesRegenerated => "backup_codes_regenerated",
             AuditEvent::SessionRevoked => "session_revoked",
+            AuditEvent::UserCreated => "user_created",
+            AuditEvent::UserDeleted => "user_deleted",
         }
     }
 
@@ -59,7 +63,9 @@ impl AuditEvent {
             | AuditEvent::CredentialRenamed
             | AuditEvent::CredentialDeleted
             | AuditEvent::BackupCodesRegenerated
-            | AuditEvent::SessionRevoked => Surface::Seed,
+            | AuditEvent::SessionRevoked
+            | AuditEvent::UserCreated
+            | AuditEvent::UserDeleted => Surface::Seed,
         }
     }
 }

@@ -48,6 +48,8 @@ error_codes! {
     PossibleClonedAuthenticator => "possible_cloned_authenticator",
     TenantMismatch => "tenant_mismatch",
     InsufficientScope => "insufficient_scope",
+    /// An admin request without the IAM identity API Gateway's `AWS_IAM` authorizer adds.
+    IamRequired => "iam_required",
     TenantNotFound => "tenant_not_found",
     UserNotFound => "user_not_found",
     ChallengeNotFound => "challenge_not_found",

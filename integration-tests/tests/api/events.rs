@@ -169,3 +169,24 @@ async fn self_service_events_replay() {
         Reply::from(sessions_revoke_others::handler(c, load("sessions-revoke-others", &app)).await);
     assert_eq!(others.status, StatusCode::OK, "{}", others.body);
 }
+
+/// The admin samples carry the IAM identity API Gateway adds; their ids name nothing here.
+#[tokio::test]
+async fn admin_events_replay() {
+    let app = TestApp::new().await;
+    let s = &app.admin;
+    Reply::from(admin_user_create::handler(s, load("admin-user-create", &app)).await)
+        .assert_error(StatusCode::NOT_FOUND, "tenant_not_found");
+    Reply::from(admin_user_find::handler(s, load("admin-user-find", &app)).await)
+        .assert_error(StatusCode::NOT_FOUND, "user_not_found");
+    Reply::from(admin_user_delete::handler(s, load("admin-user-delete", &app)).await)
+        .assert_error(StatusCode::NOT_FOUND, "user_not_found");
+    Reply::from(
+        admin_mfa_challenge_create::handler(s, load("admin-mfa-challenge-create", &app)).await,
+    )
+    .assert_error(StatusCode::NOT_FOUND, "user_not_found");
+    Reply::from(
+        admin_user_sessions_revoke::handler(s, load("admin-user-sessions-revoke", &app)).await,
+    )
+    .assert_error(StatusCode::NOT_FOUND, "user_not_found");
+}

@@ -166,6 +166,8 @@ pub struct TestApp {
     /// The self-service functions (`/v1/users/me/…`).
     pub common: Common,
     pub backup_codes_regenerate: backup_codes_regenerate::State,
+    /// The admin functions (`/v1/admin/…`), as deployed: IAM identity required.
+    pub admin: shared::admin_http::AdminState,
 }
 
 impl TestApp {
@@ -242,6 +244,10 @@ impl TestApp {
             },
             auth_logout: auth_logout::State {
                 common: common.clone(),
+            },
+            admin: shared::admin_http::AdminState {
+                common: common.clone(),
+                without_iam: false,
             },
             common,
             jwks: jwks::State::new(&jwks_json, &settings()).expect("jwks state"),
@@ -544,6 +550,19 @@ pub fn api_call(
     headers: &[(String, String)],
     body: Option<String>,
 ) -> Request {
+    api_call_as(None, method, route, path_params, query, headers, body)
+}
+
+/// [`api_call`] as an IAM principal, as API Gateway's `AWS_IAM` authorizer passes it on.
+pub fn api_call_as(
+    iam_arn: Option<&str>,
+    method: &str,
+    route: &str,
+    path_params: &[(&str, &str)],
+    query: &[(&str, &str)],
+    headers: &[(String, String)],
+    body: Option<String>,
+) -> Request {
     let mut path = route.to_owned();
     for (name, value) in path_params {
         path = path.replace(&format!("{{{name}}}"), value);
@@ -590,6 +609,14 @@ pub fn api_call(
             .map(|(k, v)| (k.to_string(), json!(v)))
             .collect::<serde_json::Map<_, _>>()
             .into();
+    }
+    if let Some(arn) = iam_arn {
+        event["requestContext"]["authorizer"] = json!({ "iam": {
+            "accountId": "123456789012",
+            "callerId": "AROATEST:tests",
+            "userArn": arn,
+            "userId": "AROATEST:tests"
+        }});
     }
     if !path_params.is_empty() {
         event["pathParameters"] = path_params

@@ -2,6 +2,7 @@
 //! WebAuthn ceremonies. One test binary, so one moto server, shared by all tests.
 
 mod account;
+mod admin;
 mod attacks;
 mod cli;
 mod erasure;

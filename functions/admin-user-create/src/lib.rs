@@ -1,0 +1,59 @@
+//! `POST /v1/admin/tenants/{tenant_id}/users` `{"email", "display_name"}` (IAM): creates a user;
+//! the address is normalised and unique within the tenant (409 `already_exists`). Audited.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+use shared::admin::create_user;
+use shared::admin_http::{iam_caller, tenant_param};
+use shared::audit::{Audit, AuditEvent};
+use shared::clock::rfc3339;
+use shared::http::{json_body, json_response, request_id, respond, ApiResult};
+use tracing::instrument;
+
+pub use shared::admin_http::AdminState as State;
+
+#[derive(Deserialize)]
+struct CreateRequest {
+    email: String,
+    display_name: String,
+}
+
+#[instrument(skip_all, fields(request_id = %request_id(&req)))]
+pub async fn handler(state: &State, req: Request) -> Response<Body> {
+    let mut audit = Audit::new(AuditEvent::UserCreated, &req);
+    let result = create(state, &req, &mut audit).await;
+    audit.conclude(&state.common, &result).await;
+    respond(result)
+}
+
+async fn create(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
+    let now = state.common.now();
+    let actor = iam_caller(state, req)?;
+    let tenant = tenant_param(req)?;
+    let body: CreateRequest = json_body(req)?;
+    let user = create_user(
+        &state.common.store,
+        &tenant,
+        &body.email,
+        &body.display_name,
+        now,
+    )
+    .await?;
+    // The tenant is established: create_user read it.
+    audit.tenant = Some(tenant);
+    audit.user = Some(user.user_id);
+    audit.actor = Some(actor);
+    audit.target = Some(format!("user:{}", user.user_id));
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "tenant_id": user.tenant_id,
+            "user_id": user.user_id,
+            "email": user.email,
+            "display_name": user.display_name,
+            "created_at": rfc3339(user.created_at),
+        }),
+    ))
+}

@@ -1,0 +1,45 @@
+//! `GET /v1/admin/tenants/{tenant_id}/users?email=…` (IAM): the user with this address in the
+//! tenant (the `email-index`), or 404 `user_not_found`.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use shared::admin_http::{iam_caller, tenant_param};
+use shared::clock::rfc3339;
+use shared::error::{found, ErrorCode};
+use shared::http::{json_response, query_param, request_id, respond, ApiResult};
+use shared::passwordless::parse_email;
+use tracing::instrument;
+
+pub use shared::admin_http::AdminState as State;
+
+#[instrument(skip_all, fields(request_id = %request_id(&req)))]
+pub async fn handler(state: &State, req: Request) -> Response<Body> {
+    respond(find(state, &req).await)
+}
+
+async fn find(state: &State, req: &Request) -> ApiResult {
+    iam_caller(state, req)?;
+    let tenant = tenant_param(req)?;
+    let email = parse_email(&query_param(req, "email").unwrap_or_default())?;
+    let user = state
+        .common
+        .store
+        .find_user_by_email_in_tenant(&tenant, &email)
+        .await?;
+    let user = found(
+        user,
+        ErrorCode::UserNotFound,
+        "no user of this tenant has this address",
+    )?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "tenant_id": user.tenant_id,
+            "user_id": user.user_id,
+            "email": user.email,
+            "display_name": user.display_name,
+            "created_at": rfc3339(user.created_at),
+        }),
+    ))
+}
