@@ -75,7 +75,8 @@ async fn requests_without_an_iam_identity_are_refused() {
     let tenant = app.tenant.tenant_id.to_string();
     let user = app.user.user_id.to_string();
     let both = [("tenant_id", tenant.as_str()), ("user_id", user.as_str())];
-    let calls: [(&str, &str, &[(&str, &str)]); 5] = [
+    type Call<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let calls: [Call; 5] = [
         ("POST", USERS, &both[..1]),
         ("GET", USERS, &both[..1]),
         ("DELETE", USER, &both),
