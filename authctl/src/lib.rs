@@ -131,6 +131,10 @@ pub enum TenantCommand {
         /// Absolute lifetime of a passwordless session, seconds (default 30 days).
         #[arg(long = "session-max-age", default_value_t = 30 * 86_400)]
         session_max_age_secs: u32,
+        /// A user with no authenticator gets 404 no_credentials from MFA options instead of
+        /// an enrollment grant for a first authenticator.
+        #[arg(long = "no-first-enrollment-from-mfa")]
+        no_first_enrollment_from_mfa: bool,
     },
 }
 
@@ -297,6 +301,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             audit_retention_days,
             reauthentication_window_secs,
             session_max_age_secs,
+            no_first_enrollment_from_mfa,
         }) => {
             let mut tenant = Tenant::new(&name, &rp_id, origins, now);
             if !methods.is_empty() {
@@ -310,6 +315,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             tenant.audit_retention_days = audit_retention_days;
             tenant.reauthentication_window_secs = reauthentication_window_secs;
             tenant.session_max_age_secs = session_max_age_secs;
+            tenant.enroll_without_authenticator = !no_first_enrollment_from_mfa;
             tenant.validate()?;
             ctx.store.create_tenant(&tenant).await.map_err(store_err)?;
             Ok(json!({ "tenant_id": tenant.tenant_id }))

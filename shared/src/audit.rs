@@ -25,6 +25,9 @@ pub enum AuditEvent {
     PasswordlessLogin,
     MfaWebauthn,
     MfaBackupCode,
+    /// MFA options for a user with no authenticator: the MFA challenge traded for a grant to
+    /// enroll the first one.
+    MfaFirstEnrollment,
     TokenRefresh,
     Logout,
 }
@@ -35,6 +38,7 @@ impl AuditEvent {
             AuditEvent::PasswordlessLogin => "passwordless_login",
             AuditEvent::MfaWebauthn => "mfa_webauthn",
             AuditEvent::MfaBackupCode => "mfa_backup_code",
+            AuditEvent::MfaFirstEnrollment => "mfa_first_enrollment",
             AuditEvent::TokenRefresh => "token_refresh",
             AuditEvent::Logout => "logout",
         }
@@ -46,7 +50,9 @@ impl AuditEvent {
             AuditEvent::PasswordlessLogin | AuditEvent::TokenRefresh | AuditEvent::Logout => {
                 Surface::V1
             }
-            AuditEvent::MfaWebauthn | AuditEvent::MfaBackupCode => Surface::Seed,
+            AuditEvent::MfaWebauthn
+            | AuditEvent::MfaBackupCode
+            | AuditEvent::MfaFirstEnrollment => Surface::Seed,
         }
     }
 }

@@ -5,6 +5,7 @@ mod attacks;
 mod cli;
 mod events;
 mod faults;
+mod first_enrollment;
 mod garbage;
 mod harness;
 mod mfa;
