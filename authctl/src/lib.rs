@@ -148,6 +148,10 @@ pub enum TenantCommand {
         /// Users may delete their last authenticator (default: 409 last_factor).
         #[arg(long = "allow-removing-last-factor")]
         allow_removing_last_factor: bool,
+        /// A user with no authenticator gets 404 no_credentials from MFA options instead of
+        /// an enrollment grant for a first authenticator.
+        #[arg(long = "no-first-enrollment-from-mfa")]
+        no_first_enrollment_from_mfa: bool,
     },
 }
 
@@ -333,6 +337,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             reauthentication_window_secs,
             session_max_age_secs,
             allow_removing_last_factor,
+            no_first_enrollment_from_mfa,
         }) => {
             let mut tenant = Tenant::new(&name, &rp_id, origins, now);
             if !methods.is_empty() {
@@ -347,6 +352,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             tenant.reauthentication_window_secs = reauthentication_window_secs;
             tenant.session_max_age_secs = session_max_age_secs;
             tenant.allow_removing_last_factor = allow_removing_last_factor;
+            tenant.enroll_without_authenticator = !no_first_enrollment_from_mfa;
             tenant.validate()?;
             ctx.store.create_tenant(&tenant).await.map_err(store_err)?;
             Ok(json!({ "tenant_id": tenant.tenant_id }))

@@ -25,6 +25,9 @@ pub enum AuditEvent {
     PasswordlessLogin,
     MfaWebauthn,
     MfaBackupCode,
+    /// MFA options for a user with no authenticator: the MFA challenge traded for a grant to
+    /// enroll the first one.
+    MfaFirstEnrollment,
     TokenRefresh,
     Logout,
     CredentialRenamed,
@@ -41,6 +44,7 @@ impl AuditEvent {
             AuditEvent::PasswordlessLogin => "passwordless_login",
             AuditEvent::MfaWebauthn => "mfa_webauthn",
             AuditEvent::MfaBackupCode => "mfa_backup_code",
+            AuditEvent::MfaFirstEnrollment => "mfa_first_enrollment",
             AuditEvent::TokenRefresh => "token_refresh",
             AuditEvent::Logout => "logout",
             AuditEvent::CredentialRenamed => "credential_renamed",
@@ -60,6 +64,7 @@ impl AuditEvent {
             }
             AuditEvent::MfaWebauthn
             | AuditEvent::MfaBackupCode
+            | AuditEvent::MfaFirstEnrollment
             | AuditEvent::CredentialRenamed
             | AuditEvent::CredentialDeleted
             | AuditEvent::BackupCodesRegenerated

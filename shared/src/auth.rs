@@ -126,7 +126,9 @@ pub fn has_authorization(req: &Request) -> bool {
 }
 
 /// The enrollment grant an MFA login returned with `enrollment_required` (its `challenge_id`):
-/// it authorises exactly one enrollment of one method type, in place of a token.
+/// it authorises exactly one enrollment, in place of a token: of the method type it names, or
+/// of any type (the endpoint still checks the tenant enables it) when it names none — the
+/// grant MFA options give a user who has no authenticator yet.
 /// `consume` takes it for good (registration completion); otherwise it is only checked.
 pub async fn enrollment_grant(
     req: &Request,
@@ -149,6 +151,8 @@ pub async fn enrollment_grant(
                 tenant: Some(&header),
                 user: None,
                 method_type: Some(method),
+                // A grant that names no method type is good for any.
+                any_method_if_unset: true,
                 require_state: false,
                 now,
             })
@@ -162,7 +166,10 @@ pub async fn enrollment_grant(
             let live = store
                 .get_challenge(&key, now)
                 .await?
-                .filter(|g| g.kind == ChallengeKind::Enrollment && g.method_type == Some(method))
+                .filter(|g| {
+                    g.kind == ChallengeKind::Enrollment
+                        && g.method_type.is_none_or(|granted| granted == method)
+                })
                 .ok_or_else(|| {
                     ApiError::not_found(
                         ErrorCode::EnrollmentNotFound,

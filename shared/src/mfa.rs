@@ -111,25 +111,7 @@ pub async fn conclude(
     now: i64,
 ) -> Result<MfaResponse, ApiError> {
     match decide(tenant, credentials) {
-        Outcome::Enroll(method) => {
-            let (id, grant) = store
-                .create_challenge(
-                    ChallengeKind::Enrollment,
-                    &tenant.tenant_id,
-                    &user,
-                    Some(method),
-                    now,
-                    i64::from(tenant.challenge_timeout_secs),
-                )
-                .await?;
-            Ok(MfaResponse {
-                token: None,
-                expires_at: rfc3339(grant.expires_at),
-                mfa_setup_required: false,
-                enrollment_required: true,
-                challenge_id: Some(id),
-            })
-        }
+        Outcome::Enroll(method) => grant_enrollment(store, tenant, user, Some(method), now).await,
         outcome @ (Outcome::SetupOnly | Outcome::Full) => {
             let setup_only = outcome == Outcome::SetupOnly;
             let scope = setup_only.then_some(MFA_SETUP_SCOPE);
@@ -143,6 +125,35 @@ pub async fn conclude(
             })
         }
     }
+}
+
+/// No token, but an enrollment grant (`enrollment_required`): for `method`, or for any method
+/// type the tenant enables when `None` (a user with no authenticator at MFA options). It lasts
+/// the tenant's challenge timeout and is consumed by the registration it authorises.
+pub async fn grant_enrollment(
+    store: &Store,
+    tenant: &Tenant,
+    user: UserId,
+    method: Option<MethodType>,
+    now: i64,
+) -> Result<MfaResponse, ApiError> {
+    let (id, grant) = store
+        .create_challenge(
+            ChallengeKind::Enrollment,
+            &tenant.tenant_id,
+            &user,
+            method,
+            now,
+            i64::from(tenant.challenge_timeout_secs),
+        )
+        .await?;
+    Ok(MfaResponse {
+        token: None,
+        expires_at: rfc3339(grant.expires_at),
+        mfa_setup_required: false,
+        enrollment_required: true,
+        challenge_id: Some(id),
+    })
 }
 
 /// `challenge_id` from a request body.
@@ -181,6 +192,7 @@ pub async fn consume_mfa_challenge(
             tenant: header.as_ref(),
             user: None,
             method_type: None,
+            any_method_if_unset: false,
             require_state,
             now,
         })

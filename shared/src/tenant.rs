@@ -97,6 +97,10 @@ fn default_session_max_age() -> u32 {
     30 * 86_400
 }
 
+fn default_enroll_without_authenticator() -> bool {
+    true
+}
+
 /// A per-tenant secret (never returned by the API): keys the stand-in credential ids shown for
 /// unknown users when the tenant conceals them, so they are stable but not computable.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +156,12 @@ pub struct Tenant {
     /// `enrollment_required`, no token, and a challenge that authorises exactly that enrollment.
     #[serde(default)]
     pub required_methods: Vec<MethodType>,
+    /// MFA policy: a user with no authenticator at all may spend the MFA challenge (the proof
+    /// of the primary login) on an enrollment grant for any enabled method type, instead of
+    /// being stuck at 404 `no_credentials` (Cognito's MFA_SETUP). Tenants stored before the
+    /// setting existed read as `true`.
+    #[serde(default = "default_enroll_without_authenticator")]
+    pub enroll_without_authenticator: bool,
     /// Passwordless login: answer an unknown e-mail exactly like a wrong credential (401
     /// `INVALID_CREDENTIAL`, after the same work) instead of 404 `USER_NOT_FOUND`, so the API
     /// does not tell which addresses have accounts. Clients must then send `X-Tenant-ID`.
@@ -194,6 +204,7 @@ impl Tenant {
             token_ttl_secs: default_token_ttl(),
             min_authenticators: default_min_authenticators(),
             required_methods: Vec::new(),
+            enroll_without_authenticator: default_enroll_without_authenticator(),
             conceal_unknown_users: false,
             refresh_token_ttl_secs: default_refresh_token_ttl(),
             audit_retention_days: default_audit_retention_days(),
@@ -228,6 +239,12 @@ impl Tenant {
 
     pub fn allows(&self, method: MethodType) -> bool {
         self.methods.contains(&method)
+    }
+
+    /// Whether a user with no authenticator may trade the MFA challenge for an enrollment
+    /// grant: the setting is on and there is a method type to enroll.
+    pub fn allows_first_enrollment_from_mfa(&self) -> bool {
+        self.enroll_without_authenticator && !self.methods.is_empty()
     }
 
     /// Checks what an operator may set; the CLI calls it before writing.
@@ -327,6 +344,25 @@ mod tests {
         assert!(bad.validate().is_err());
         bad.origins.clear();
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn tenants_stored_before_first_enrollment_from_mfa_existed_allow_it() {
+        let mut stored = serde_json::to_value(tenant()).unwrap();
+        stored
+            .as_object_mut()
+            .unwrap()
+            .remove("enroll_without_authenticator");
+        let read: Tenant = serde_json::from_value(stored).unwrap();
+        assert!(read.enroll_without_authenticator);
+        assert!(read.allows_first_enrollment_from_mfa());
+        let mut off = read.clone();
+        off.enroll_without_authenticator = false;
+        assert!(off.validate().is_ok());
+        assert!(!off.allows_first_enrollment_from_mfa());
+        let mut nothing_to_enroll = read;
+        nothing_to_enroll.methods.clear();
+        assert!(!nothing_to_enroll.allows_first_enrollment_from_mfa());
     }
 
     #[test]

@@ -342,6 +342,7 @@ fn consume(key: &str, now: i64) -> ConsumeChallenge<'_> {
         tenant: None,
         user: None,
         method_type: None,
+        any_method_if_unset: false,
         require_state: false,
         now,
     }

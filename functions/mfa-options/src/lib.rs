@@ -1,19 +1,30 @@
 //! `POST /v1/auth/mfa/webauthn/options` `{"challenge_id"}` → `{"options"}`: request options for
 //! the second factor of a login, allowing the user's registered authenticators. The state is
 //! attached to the MFA challenge and expires with it.
+//!
+//! A user with no authenticator at all cannot present a second factor. Where the tenant allows
+//! it (`enroll_without_authenticator`, Cognito's MFA_SETUP), the MFA challenge — the proof of
+//! the primary login — is consumed instead and traded for an enrollment grant for any enabled
+//! method type: the completion's `enrollment_required` answer, with no token.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
+use shared::audit::{Audit, AuditEvent};
 use shared::config::ConfigError;
 use shared::error::{found, ApiError, ErrorCode};
-use shared::http::{json_body, json_response, request_id, respond, ApiResult};
+use shared::http::{
+    json_body, json_response, optional_tenant_header, request_id, respond, ApiResult,
+};
+use shared::ids::ChallengeId;
 use shared::mfa::{
-    challenge_not_found, check_optional_tenant_header, parse_challenge_id, MfaCeremony,
+    challenge_not_found, check_optional_tenant_header, consume_mfa_challenge, grant_enrollment,
+    parse_challenge_id, MfaCeremony,
 };
 use shared::state::Common;
 use shared::store::ChallengeKind;
+use shared::tenant::Tenant;
 use shared::webauthn::start_authentication;
 use tracing::{instrument, Span};
 
@@ -36,14 +47,22 @@ struct OptionsRequest {
 
 #[instrument(skip_all, fields(request_id = %request_id(&req), tenant_id, user_id))]
 pub async fn handler(state: &State, req: Request) -> Response<Body> {
-    respond(mfa_options(state, &req).await)
+    // Issuing options is not an MFA outcome; spending the challenge on a first enrollment is,
+    // and is audited from the moment the challenge is consumed.
+    let mut audit = None;
+    let result = mfa_options(state, &req, &mut audit).await;
+    if let Some(audit) = &audit {
+        audit.conclude(&state.common, &result).await;
+    }
+    respond(result)
 }
 
-async fn mfa_options(state: &State, req: &Request) -> ApiResult {
+async fn mfa_options(state: &State, req: &Request, audit: &mut Option<Audit>) -> ApiResult {
     let common = &state.common;
     let now = common.now();
     let body: OptionsRequest = json_body(req)?;
-    let key = ChallengeKind::Mfa.key(&parse_challenge_id(&body.challenge_id)?);
+    let id = parse_challenge_id(&body.challenge_id)?;
+    let key = ChallengeKind::Mfa.key(&id);
     let store = &common.store;
     let challenge = store
         .get_challenge(&key, now)
@@ -64,6 +83,9 @@ async fn mfa_options(state: &State, req: &Request) -> ApiResult {
         "the tenant does not exist",
     )?;
     if credentials.is_empty() {
+        if tenant.allows_first_enrollment_from_mfa() {
+            return first_enrollment(state, req, &id, &tenant, audit).await;
+        }
         return Err(ApiError::not_found(
             ErrorCode::NoCredentials,
             "the user has no registered authenticator; complete MFA with a backup code",
@@ -88,4 +110,32 @@ async fn mfa_options(state: &State, req: &Request) -> ApiResult {
         StatusCode::OK,
         &json!({ "options": started.options }),
     ))
+}
+
+/// The user has nothing to sign with: the MFA challenge is consumed (atomically, and with an
+/// `X-Tenant-ID` header in the condition, so a mismatched header leaves it untouched) and
+/// traded for a grant to enroll any method type the tenant enables. If the grant cannot be
+/// written after that, the user starts the login again.
+async fn first_enrollment(
+    state: &State,
+    req: &Request,
+    id: &ChallengeId,
+    tenant: &Tenant,
+    audit: &mut Option<Audit>,
+) -> ApiResult {
+    let common = &state.common;
+    let now = common.now();
+    let header = optional_tenant_header(req)?;
+    let challenge = consume_mfa_challenge(&common.store, id, header, false, now).await?;
+    // The consumed challenge establishes tenant and user: from here on the outcome is filed.
+    let mut record = Audit::new(AuditEvent::MfaFirstEnrollment, req);
+    record.tenant(tenant);
+    record.user = Some(challenge.user_id);
+    *audit = Some(record);
+    let response = grant_enrollment(&common.store, tenant, challenge.user_id, None, now).await?;
+    tracing::info!(
+        event = "mfa_first_enrollment_granted",
+        "no authenticator: MFA challenge traded for an enrollment grant"
+    );
+    Ok(json_response(StatusCode::OK, &response))
 }

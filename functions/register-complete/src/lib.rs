@@ -105,6 +105,7 @@ async fn register_complete(state: &State, req: &Request) -> ApiResult {
         tenant: Some(&caller.tenant),
         user: Some(&caller.user),
         method_type: Some(method),
+        any_method_if_unset: false,
         require_state: true,
         now,
     };

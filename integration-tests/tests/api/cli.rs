@@ -70,6 +70,7 @@ async fn operators_create_tenants_users_and_tokens_that_the_api_accepts() {
     let tenant_id: TenantId = tenant["tenant_id"].as_str().unwrap().parse().unwrap();
     let stored = app.store.get_tenant(&tenant_id).await.unwrap().unwrap();
     assert_eq!(stored.origins.len(), 2);
+    assert!(stored.enroll_without_authenticator);
 
     let user = authctl(
         &ctx,

@@ -8,6 +8,7 @@ mod cli;
 mod erasure;
 mod events;
 mod faults;
+mod first_enrollment;
 mod garbage;
 mod harness;
 mod mfa;

@@ -623,14 +623,13 @@ async fn malformed_mfa_requests_are_400() {
     app.backup_code(&challenge, "")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
-    // A 400 does not use the challenge up.
-    assert_eq!(
-        app.mfa_options(&[], &json!({ "challenge_id": challenge }))
-            .await
-            .status,
-        StatusCode::NOT_FOUND,
-        "no credentials yet: the challenge is still there but the user has nothing to sign with"
-    );
+    // A 400 does not use the challenge up: it is still there, and as the user has nothing
+    // to sign with yet, options trade it for a grant to enroll a first authenticator.
+    let options = app
+        .mfa_options(&[], &json!({ "challenge_id": challenge }))
+        .await;
+    assert_eq!(options.status, StatusCode::OK, "{}", options.body);
+    assert_eq!(options.body["enrollment_required"], true);
 }
 
 #[tokio::test]

@@ -13,7 +13,8 @@ pub enum ChallengeKind {
     Registration,
     /// A second-factor login, created by the primary login and completed by this service.
     Mfa,
-    /// A grant to enroll one method type without a token (MFA `enrollment_required`).
+    /// A grant to enroll without a token (MFA `enrollment_required`): one method type, or any
+    /// the tenant enables when the grant names none (a first enrollment from MFA options).
     Enrollment,
     /// A passwordless login in progress (`/api/v1/webauthn/authenticate/begin`).
     Login,
@@ -73,6 +74,9 @@ pub struct ConsumeChallenge<'a> {
     pub tenant: Option<&'a TenantId>,
     pub user: Option<&'a UserId>,
     pub method_type: Option<MethodType>,
+    /// With `method_type`: an item that names no method type matches too (an enrollment grant
+    /// for any method). Otherwise an item must name exactly `method_type`.
+    pub any_method_if_unset: bool,
     /// Only take it if ceremony state was attached (an MFA challenge after its options).
     pub require_state: bool,
     pub now: i64,
@@ -254,7 +258,11 @@ fn consume_write(expect: &ConsumeChallenge<'_>) -> Write {
         write = write.name("#state", "state");
     }
     if let Some(method) = expect.method_type {
-        condition.push_str(" AND #method = :method");
+        condition.push_str(if expect.any_method_if_unset {
+            " AND (#method = :method OR attribute_not_exists(#method))"
+        } else {
+            " AND #method = :method"
+        });
         write = write
             .name("#method", "method_type")
             .value(":method", s(method.as_str()));
