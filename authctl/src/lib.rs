@@ -16,7 +16,7 @@ use shared::ids::{TenantId, UserId};
 use shared::jwt::{Claims, SigningKey};
 use shared::store::schema::create_tables;
 use shared::store::{Store, StoreError};
-use shared::tenant::{MethodType, Tenant, UserVerification};
+use shared::tenant::{MethodType, UserVerification};
 
 /// Where the local run keeps its state; defaults of every command point here.
 pub const LOCAL_ENDPOINT: &str = "http://127.0.0.1:8000";
@@ -152,6 +152,19 @@ pub enum TenantCommand {
         /// an enrollment grant for a first authenticator.
         #[arg(long = "no-first-enrollment-from-mfa")]
         no_first_enrollment_from_mfa: bool,
+    },
+    /// Changes settings: a JSON object of the admin API's tenant settings, e.g.
+    /// `{"conceal_unknown_users": true}`. Validated like creation; never stored if invalid.
+    Update {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        settings: String,
+    },
+    /// A tenant's settings (never its secret).
+    Get {
+        #[arg(long)]
+        tenant: TenantId,
     },
 }
 
@@ -339,23 +352,44 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             allow_removing_last_factor,
             no_first_enrollment_from_mfa,
         }) => {
-            let mut tenant = Tenant::new(&name, &rp_id, origins, now);
-            if !methods.is_empty() {
-                tenant.methods = methods;
-            }
-            tenant.user_verification = user_verification;
-            tenant.challenge_timeout_secs = challenge_timeout_secs;
-            tenant.token_ttl_secs = token_ttl_secs;
-            tenant.conceal_unknown_users = conceal_unknown_users;
-            tenant.refresh_token_ttl_secs = refresh_token_ttl_secs;
-            tenant.audit_retention_days = audit_retention_days;
-            tenant.reauthentication_window_secs = reauthentication_window_secs;
-            tenant.session_max_age_secs = session_max_age_secs;
-            tenant.allow_removing_last_factor = allow_removing_last_factor;
-            tenant.enroll_without_authenticator = !no_first_enrollment_from_mfa;
-            tenant.validate()?;
-            ctx.store.create_tenant(&tenant).await.map_err(store_err)?;
+            let settings = shared::admin::TenantSettings {
+                name: Some(name),
+                rp_id: Some(rp_id),
+                origins: Some(origins),
+                methods: (!methods.is_empty()).then_some(methods),
+                user_verification: Some(user_verification),
+                challenge_timeout_secs: Some(challenge_timeout_secs),
+                token_ttl_secs: Some(token_ttl_secs),
+                conceal_unknown_users: Some(conceal_unknown_users),
+                refresh_token_ttl_secs: Some(refresh_token_ttl_secs),
+                audit_retention_days: Some(audit_retention_days),
+                reauthentication_window_secs: Some(reauthentication_window_secs),
+                session_max_age_secs: Some(session_max_age_secs),
+                allow_removing_last_factor: Some(allow_removing_last_factor),
+                enroll_without_authenticator: Some(!no_first_enrollment_from_mfa),
+                ..Default::default()
+            };
+            let tenant = shared::admin::create_tenant(&ctx.store, settings, now)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(json!({ "tenant_id": tenant.tenant_id }))
+        }
+        Command::Tenant(TenantCommand::Update { tenant, settings }) => {
+            let settings: shared::admin::TenantSettings =
+                serde_json::from_str(&settings).map_err(|e| format!("--settings: {e}"))?;
+            let tenant = shared::admin::update_tenant(&ctx.store, &tenant, settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(shared::admin::tenant_view(&tenant))
+        }
+        Command::Tenant(TenantCommand::Get { tenant }) => {
+            let tenant = ctx
+                .store
+                .get_tenant(&tenant)
+                .await
+                .map_err(store_err)?
+                .ok_or_else(|| format!("tenant {tenant} does not exist"))?;
+            Ok(shared::admin::tenant_view(&tenant))
         }
         Command::User(UserCommand::Create {
             tenant,

@@ -1,10 +1,13 @@
 //! Operator operations on users, shared by `authctl` and the admin API: one implementation,
 //! a domain error that knows no HTTP (each surface maps it).
 
+use serde::{Deserialize, Serialize};
+
 use crate::ids::{ChallengeId, CredentialId, SessionId, TenantId, UserId};
 use crate::store::{
     normalise_email, DeleteCredentialOutcome, Erased, Store, StoreError, UserRecord,
 };
+use crate::tenant::{MethodType, Tenant, UserVerification};
 
 /// Longest display name.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
@@ -83,6 +86,109 @@ pub async fn create_user(
     };
     store.create_user(&user).await?;
     Ok(user)
+}
+
+/// A tenant's settings as an operator sends them: every field optional, absent ones keep the
+/// current value (or the default for a new tenant). The admin API's JSON body and `authctl`'s
+/// flags both become one of these, so both validate alike ([`Tenant::validate`]).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    pub name: Option<String>,
+    pub rp_id: Option<String>,
+    pub origins: Option<Vec<String>>,
+    pub methods: Option<Vec<MethodType>>,
+    pub user_verification: Option<UserVerification>,
+    pub challenge_timeout_secs: Option<u32>,
+    pub token_ttl_secs: Option<u32>,
+    pub min_authenticators: Option<u32>,
+    pub required_methods: Option<Vec<MethodType>>,
+    pub conceal_unknown_users: Option<bool>,
+    pub refresh_token_ttl_secs: Option<u32>,
+    pub audit_retention_days: Option<u32>,
+    pub reauthentication_window_secs: Option<u32>,
+    pub session_max_age_secs: Option<u32>,
+    pub allow_removing_last_factor: Option<bool>,
+    pub enroll_without_authenticator: Option<bool>,
+}
+
+impl TenantSettings {
+    /// Applies the fields that are set.
+    pub fn apply(self, tenant: &mut Tenant) {
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(v) = self.$field { tenant.$field = v; })* };
+        }
+        set!(
+            name,
+            rp_id,
+            origins,
+            methods,
+            user_verification,
+            challenge_timeout_secs,
+            token_ttl_secs,
+            min_authenticators,
+            required_methods,
+            conceal_unknown_users,
+            refresh_token_ttl_secs,
+            audit_retention_days,
+            reauthentication_window_secs,
+            session_max_age_secs,
+            allow_removing_last_factor,
+            enroll_without_authenticator
+        );
+    }
+}
+
+/// A tenant as operators see it: every setting, never the secret.
+pub fn tenant_view(tenant: &Tenant) -> serde_json::Value {
+    let mut value = serde_json::to_value(tenant.without_secret()).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.remove("secret");
+    }
+    value
+}
+
+/// Creates a tenant from `settings` (name, RP id and origins required).
+pub async fn create_tenant(
+    store: &Store,
+    settings: TenantSettings,
+    now: i64,
+) -> Result<Tenant, AdminError> {
+    let (Some(name), Some(rp_id), Some(origins)) = (
+        settings.name.clone(),
+        settings.rp_id.clone(),
+        settings.origins.clone(),
+    ) else {
+        return Err(invalid("tenant", "name, rp_id and origins are required"));
+    };
+    let mut tenant = Tenant::new(&name, &rp_id, origins, now);
+    settings.apply(&mut tenant);
+    tenant
+        .validate()
+        .map_err(|reason| invalid("tenant", reason))?;
+    store.create_tenant(&tenant).await?;
+    Ok(tenant)
+}
+
+/// Changes the settings that are set; the result is validated before it is stored, and the
+/// write is conditional on the tenant still existing.
+pub async fn update_tenant(
+    store: &Store,
+    tenant_id: &TenantId,
+    settings: TenantSettings,
+) -> Result<Tenant, AdminError> {
+    let mut tenant = store
+        .get_tenant(tenant_id)
+        .await?
+        .ok_or(AdminError::NotFound(Missing::Tenant))?;
+    settings.apply(&mut tenant);
+    tenant
+        .validate()
+        .map_err(|reason| invalid("tenant", reason))?;
+    if !store.replace_tenant(&tenant).await? {
+        return Err(AdminError::NotFound(Missing::Tenant));
+    }
+    Ok(tenant)
 }
 
 /// The primary login's hand-off: an MFA challenge for an existing user, valid `ttl_secs`.

@@ -10,6 +10,10 @@ const USERS: &str = "/v1/admin/tenants/{tenant_id}/users";
 const USER: &str = "/v1/admin/tenants/{tenant_id}/users/{user_id}";
 const CHALLENGES: &str = "/v1/admin/tenants/{tenant_id}/users/{user_id}/mfa-challenges";
 const SESSIONS: &str = "/v1/admin/tenants/{tenant_id}/users/{user_id}/sessions";
+const TENANTS: &str = "/v1/admin/tenants";
+const TENANT: &str = "/v1/admin/tenants/{tenant_id}";
+const CREDS: &str = "/v1/admin/tenants/{tenant_id}/users/{user_id}/credentials";
+const CRED: &str = "/v1/admin/tenants/{tenant_id}/users/{user_id}/credentials/{credential_id}";
 const ARN: &str = "arn:aws:sts::123456789012:assumed-role/primary-login/tests";
 
 /// Calls an admin function, signed by `ARN` unless `iam` is false.
@@ -32,6 +36,11 @@ async fn admin(
         ("DELETE", USER) => admin_user_delete::handler(s, req).await,
         ("POST", CHALLENGES) => admin_mfa_challenge_create::handler(s, req).await,
         ("DELETE", SESSIONS) => admin_user_sessions_revoke::handler(s, req).await,
+        ("POST", TENANTS) => admin_tenant_create::handler(s, req).await,
+        ("GET", TENANT) => admin_tenant_get::handler(s, req).await,
+        ("PATCH", TENANT) => admin_tenant_update::handler(s, req).await,
+        ("GET", CREDS) => admin_user_credentials_list::handler(s, req).await,
+        ("DELETE", CRED) => admin_user_credential_delete::handler(s, req).await,
         other => panic!("no admin function for {other:?}"),
     })
 }
@@ -62,7 +71,7 @@ fn admin_routes_without_iam(template: &str) -> (usize, Vec<String>) {
 fn every_admin_route_in_the_template_requires_iam() {
     let template = include_str!("../../../template.yaml");
     let (count, open) = admin_routes_without_iam(template);
-    assert!(count >= 5, "the admin routes are in the template");
+    assert!(count >= 10, "the admin routes are in the template");
     assert!(open.is_empty(), "admin routes without AWS_IAM: {open:?}");
     // The check itself catches a route that lost its authorizer.
     let broken = template.replacen("              Authorizer: AWS_IAM\n", "", 1);
@@ -253,4 +262,162 @@ async fn a_backend_provisions_hands_off_to_mfa_and_erases_a_user() {
     assert!(audit
         .iter()
         .any(|r| r.event == "mfa_webauthn" && r.outcome == "success"));
+}
+
+/// Tenants are created, read and changed over HTTP with authctl's validation; an invalid
+/// change is refused and nothing is stored; the secret never leaves.
+#[tokio::test]
+async fn operators_create_read_and_change_tenants() {
+    let app = TestApp::new().await;
+    admin(&app, false, "POST", TENANTS, &[], &[], Some(json!({})))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "iam_required");
+    let body = json!({ "name": "Globex", "rp_id": "login.globex.example",
+        "origins": ["https://login.globex.example"], "conceal_unknown_users": true });
+    let created = admin(&app, true, "POST", TENANTS, &[], &[], Some(body)).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    assert_eq!(created.body["conceal_unknown_users"], true);
+    assert!(created.body.get("secret").is_none(), "{}", created.body);
+    let id = created.body["tenant_id"].as_str().unwrap().to_owned();
+    let stored = app
+        .store
+        .get_tenant(&id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !stored.secret.is_empty(),
+        "the secret is generated and stored"
+    );
+
+    admin(
+        &app,
+        true,
+        "POST",
+        TENANTS,
+        &[],
+        &[],
+        Some(json!({ "name": "No origins", "rp_id": "x" })),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    admin(
+        &app,
+        true,
+        "POST",
+        TENANTS,
+        &[],
+        &[],
+        Some(json!({ "name": "X", "bogus": 1 })),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+
+    let got = admin(&app, true, "GET", TENANT, &[("tenant_id", &id)], &[], None).await;
+    assert_eq!(got.body["rp_id"], "login.globex.example");
+    assert!(got.body.get("secret").is_none());
+    let changed = admin(
+        &app,
+        true,
+        "PATCH",
+        TENANT,
+        &[("tenant_id", &id)],
+        &[],
+        Some(json!({ "token_ttl_secs": 600, "conceal_unknown_users": false })),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(changed.body["token_ttl_secs"], 600);
+    // An invalid change (a 5-second token lifetime) is refused and not stored.
+    admin(
+        &app,
+        true,
+        "PATCH",
+        TENANT,
+        &[("tenant_id", &id)],
+        &[],
+        Some(json!({ "token_ttl_secs": 5 })),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    let stored = app
+        .store
+        .get_tenant(&id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.token_ttl_secs, stored.conceal_unknown_users),
+        (600, false)
+    );
+    let missing = shared::ids::TenantId::new_random().to_string();
+    admin(
+        &app,
+        true,
+        "GET",
+        TENANT,
+        &[("tenant_id", &missing)],
+        &[],
+        None,
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "tenant_not_found");
+    admin(
+        &app,
+        true,
+        "PATCH",
+        TENANT,
+        &[("tenant_id", &missing)],
+        &[],
+        Some(json!({})),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "tenant_not_found");
+}
+
+/// An operator lists a user's credentials and removes one, the last one too (a lost key).
+#[tokio::test]
+async fn operators_list_and_remove_a_users_credentials() {
+    let app = TestApp::new().await;
+    let mut key = Authenticator::security_key();
+    assert_eq!(
+        app.enroll(&mut key, "webauthn_fido", "Key").await.status,
+        StatusCode::OK
+    );
+    let tenant = app.tenant.tenant_id.to_string();
+    let user = app.user.user_id.to_string();
+    let both = [("tenant_id", tenant.as_str()), ("user_id", user.as_str())];
+    let listed = admin(&app, true, "GET", CREDS, &both, &[], None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let creds = listed.body["credentials"].as_array().unwrap();
+    assert_eq!(creds.len(), 1);
+    let id = creds[0]["credential_id"].as_str().unwrap().to_owned();
+    let with_cred = [both[0], both[1], ("credential_id", id.as_str())];
+    let deleted = admin(&app, true, "DELETE", CRED, &with_cred, &[], None).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    admin(&app, true, "DELETE", CRED, &with_cred, &[], None)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "credential_not_found");
+    let ghost = shared::ids::UserId::new_random().to_string();
+    admin(
+        &app,
+        true,
+        "GET",
+        CREDS,
+        &[both[0], ("user_id", ghost.as_str())],
+        &[],
+        None,
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "user_not_found");
+    let audit = app
+        .store
+        .list_audit_records(&app.tenant.tenant_id, Some(&app.user.user_id), 20)
+        .await
+        .unwrap();
+    let record = audit
+        .iter()
+        .find(|r| r.event == "credential_deleted")
+        .expect("audited");
+    assert_eq!(record.actor.as_deref(), Some(format!("iam:{ARN}").as_str()));
 }

@@ -189,4 +189,19 @@ async fn admin_events_replay() {
         admin_user_sessions_revoke::handler(s, load("admin-user-sessions-revoke", &app)).await,
     )
     .assert_error(StatusCode::NOT_FOUND, "user_not_found");
+    let created =
+        Reply::from(admin_tenant_create::handler(s, load("admin-tenant-create", &app)).await);
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    Reply::from(admin_tenant_get::handler(s, load("admin-tenant-get", &app)).await)
+        .assert_error(StatusCode::NOT_FOUND, "tenant_not_found");
+    Reply::from(admin_tenant_update::handler(s, load("admin-tenant-update", &app)).await)
+        .assert_error(StatusCode::NOT_FOUND, "tenant_not_found");
+    Reply::from(
+        admin_user_credentials_list::handler(s, load("admin-user-credentials-list", &app)).await,
+    )
+    .assert_error(StatusCode::NOT_FOUND, "user_not_found");
+    Reply::from(
+        admin_user_credential_delete::handler(s, load("admin-user-credential-delete", &app)).await,
+    )
+    .assert_error(StatusCode::NOT_FOUND, "credential_not_found");
 }

@@ -20,6 +20,20 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a tenant's settings; `false` if it does not exist (any more).
+    pub async fn replace_tenant(&self, tenant: &Tenant) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .put_item()
+            .table_name(&self.tables().tenants)
+            .set_item(Some(to_item(tenant)?))
+            .condition_expression("attribute_exists(tenant_id)")
+            .send()
+            .await
+            .map_err(classify);
+        super::condition_held(result)
+    }
+
     pub async fn get_tenant(&self, tenant: &TenantId) -> Result<Option<Tenant>, StoreError> {
         let out = self
             .client()
