@@ -175,7 +175,16 @@ for check in "POST /v1/users/me/mfa/webauthn/register 401" \
              "GET /v1/admin/tenants/not-a-uuid/users 400" \
              "DELETE /v1/admin/tenants/not-a-uuid/users/not-a-uuid 400" \
              "POST /v1/admin/tenants/not-a-uuid/users/not-a-uuid/mfa-challenges 400" \
-             "DELETE /v1/admin/tenants/not-a-uuid/users/not-a-uuid/sessions 400"; do
+             "DELETE /v1/admin/tenants/not-a-uuid/users/not-a-uuid/sessions 400" \
+             "POST /v1/admin/tenants 400" \
+             "GET /v1/admin/tenants?limit=0 400" \
+             "GET /v1/admin/tenants/not-a-uuid 400" \
+             "PATCH /v1/admin/tenants/not-a-uuid 400" \
+             "GET /v1/admin/tenants/not-a-uuid/users/not-a-uuid 400" \
+             "PATCH /v1/admin/tenants/not-a-uuid/users/not-a-uuid 400" \
+             "GET /v1/admin/tenants/not-a-uuid/users/not-a-uuid/credentials 400" \
+             "DELETE /v1/admin/tenants/not-a-uuid/users/not-a-uuid/credentials/AAAA 400" \
+             "GET /v1/admin/tenants/not-a-uuid/audit 400"; do
   read -r method path expected <<<"$check"
   status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X "$method" "$api$path")" || true
   [ "$status" = "$expected" ] || say "warning: $method $path answered $status, expected $expected; see the log above"

@@ -191,6 +191,26 @@ pub async fn update_tenant(
     Ok(tenant)
 }
 
+/// Changes a user's display name (the same limits as at creation).
+pub async fn rename_user(
+    store: &Store,
+    tenant: &TenantId,
+    user: &UserId,
+    display_name: &str,
+) -> Result<UserRecord, AdminError> {
+    let display_name = display_name.trim();
+    if display_name.is_empty() || display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(invalid("display_name", "1 to 200 characters are required"));
+    }
+    if !store.rename_user(tenant, user, display_name).await? {
+        return Err(AdminError::NotFound(Missing::User));
+    }
+    store
+        .get_user(tenant, user)
+        .await?
+        .ok_or(AdminError::NotFound(Missing::User))
+}
+
 /// The primary login's hand-off: an MFA challenge for an existing user, valid `ttl_secs`.
 pub async fn create_mfa_challenge(
     store: &Store,

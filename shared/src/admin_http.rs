@@ -10,10 +10,15 @@
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
 use crate::config::ConfigError;
 use crate::error::{ApiError, ErrorCode};
+use crate::http::query_param;
 use crate::ids::{TenantId, UserId};
 use crate::state::Common;
+use crate::store::Item;
 
 /// Set to `1` by the local run only: admin requests without an IAM identity are accepted.
 pub const ADMIN_API_WITHOUT_IAM: &str = "ADMIN_API_WITHOUT_IAM";
@@ -77,4 +82,55 @@ pub fn user_param(req: &Request) -> Result<UserId, ApiError> {
     path_param(req, "user_id")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| ApiError::invalid_field("user_id", "user_id must be a UUID"))
+}
+
+/// Longest cursor accepted (a page key is a few hundred bytes).
+const MAX_CURSOR_CHARS: usize = 2048;
+/// Page sizes: `?limit=`, 1 to 1000, 50 by default.
+pub const DEFAULT_PAGE: i32 = 50;
+pub const MAX_PAGE: i32 = 1000;
+
+/// `?limit=` of a listing.
+pub fn page_limit(req: &Request) -> Result<i32, ApiError> {
+    match query_param(req, "limit") {
+        None => Ok(DEFAULT_PAGE),
+        Some(raw) => raw
+            .parse()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::invalid_field("limit", "limit must be 1 to 1000")),
+    }
+}
+
+/// An opaque cursor for the page after `key`: its string attributes, base64url JSON.
+pub fn encode_cursor(key: &Item) -> String {
+    let map: std::collections::BTreeMap<&str, &str> = key
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str())))
+        .collect();
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&map).unwrap_or_default())
+}
+
+/// `?cursor=` back into a page key, accepting only the listing's own key attributes.
+pub fn cursor_param(req: &Request, attributes: &[&str]) -> Result<Option<Item>, ApiError> {
+    let Some(raw) = query_param(req, "cursor") else {
+        return Ok(None);
+    };
+    let invalid = || ApiError::invalid_field("cursor", "cursor is not one this API returned");
+    if raw.len() > MAX_CURSOR_CHARS {
+        return Err(invalid());
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(raw.trim_end_matches('='))
+        .map_err(|_| invalid())?;
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if map.is_empty() || !map.keys().all(|k| attributes.contains(&k.as_str())) {
+        return Err(invalid());
+    }
+    Ok(Some(
+        map.into_iter()
+            .map(|(k, v)| (k, aws_sdk_dynamodb::types::AttributeValue::S(v)))
+            .collect(),
+    ))
 }

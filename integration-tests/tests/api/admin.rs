@@ -14,6 +14,7 @@ const TENANTS: &str = "/v1/admin/tenants";
 const TENANT: &str = "/v1/admin/tenants/{tenant_id}";
 const CREDS: &str = "/v1/admin/tenants/{tenant_id}/users/{user_id}/credentials";
 const CRED: &str = "/v1/admin/tenants/{tenant_id}/users/{user_id}/credentials/{credential_id}";
+const AUDIT: &str = "/v1/admin/tenants/{tenant_id}/audit";
 const ARN: &str = "arn:aws:sts::123456789012:assumed-role/primary-login/tests";
 
 /// Calls an admin function, signed by `ARN` unless `iam` is false.
@@ -37,6 +38,10 @@ async fn admin(
         ("POST", CHALLENGES) => admin_mfa_challenge_create::handler(s, req).await,
         ("DELETE", SESSIONS) => admin_user_sessions_revoke::handler(s, req).await,
         ("POST", TENANTS) => admin_tenant_create::handler(s, req).await,
+        ("GET", TENANTS) => admin_tenants_list::handler(s, req).await,
+        ("GET", USER) => admin_user_get::handler(s, req).await,
+        ("PATCH", USER) => admin_user_update::handler(s, req).await,
+        ("GET", AUDIT) => admin_audit_query::handler(s, req).await,
         ("GET", TENANT) => admin_tenant_get::handler(s, req).await,
         ("PATCH", TENANT) => admin_tenant_update::handler(s, req).await,
         ("GET", CREDS) => admin_user_credentials_list::handler(s, req).await,
@@ -420,4 +425,135 @@ async fn operators_list_and_remove_a_users_credentials() {
         .find(|r| r.event == "credential_deleted")
         .expect("audited");
     assert_eq!(record.actor.as_deref(), Some(format!("iam:{ARN}").as_str()));
+}
+
+/// Users read and renamed; tenants listed and the audit queried a page at a time, with a cursor
+/// that only this API's own pages produce.
+#[tokio::test]
+async fn operators_read_users_list_tenants_and_page_through_the_audit() {
+    let app = TestApp::new().await;
+    let tenant = app.tenant.tenant_id.to_string();
+    let user = app.user.user_id.to_string();
+    let both = [("tenant_id", tenant.as_str()), ("user_id", user.as_str())];
+    let got = admin(&app, true, "GET", USER, &both, &[], None).await;
+    assert_eq!(got.body["email"], app.user.email.as_str(), "{}", got.body);
+    let renamed = admin(
+        &app,
+        true,
+        "PATCH",
+        USER,
+        &both,
+        &[],
+        Some(json!({ "display_name": " Alice B. " })),
+    )
+    .await;
+    assert_eq!(renamed.body["display_name"], "Alice B.", "{}", renamed.body);
+    admin(
+        &app,
+        true,
+        "PATCH",
+        USER,
+        &both,
+        &[],
+        Some(json!({ "display_name": "" })),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    admin(
+        &app,
+        true,
+        "PATCH",
+        USER,
+        &both,
+        &[],
+        Some(json!({ "email": "x@example.com" })),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+
+    // Tenants, two per page, until the cursor runs out; every page without secrets.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let mut query = vec![("limit", "2")];
+        if let Some(c) = cursor.as_deref() {
+            query.push(("cursor", c));
+        }
+        let page = admin(&app, true, "GET", TENANTS, &[], &query, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        for t in page.body["tenants"].as_array().unwrap() {
+            assert!(t.get("secret").is_none());
+            seen.insert(t["tenant_id"].as_str().unwrap().to_owned());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert!(seen.contains(&tenant), "the app's tenant is listed");
+    for bad in ["!!!!", "e30", "eyJvdGhlciI6IngifQ"] {
+        admin(&app, true, "GET", TENANTS, &[], &[("cursor", bad)], None)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+
+    // Audit: three backup-code failures, paged one at a time, newest first; a time range.
+    let codes = app
+        .enroll(&mut Authenticator::security_key(), "webauthn_fido", "Key")
+        .await;
+    assert_eq!(codes.status, StatusCode::OK);
+    for _ in 0..3 {
+        let challenge = app.mfa_challenge(&app.user).await;
+        app.backup_code(&challenge, "0000-0000-0001").await;
+        app.clock.advance(10);
+    }
+    let mut records = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = vec![("limit", "1"), ("user_id", user.as_str())];
+        if let Some(c) = cursor.as_deref() {
+            query.push(("cursor", c));
+        }
+        let page = admin(&app, true, "GET", AUDIT, &both[..1], &query, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        records.extend(page.body["records"].as_array().unwrap().clone());
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(records.len(), 3, "{records:?}");
+    let times: Vec<i64> = records.iter().map(|r| r["at"].as_i64().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
+    let newest = times[0].to_string();
+    let ranged = admin(
+        &app,
+        true,
+        "GET",
+        AUDIT,
+        &both[..1],
+        &[("from", newest.as_str())],
+        None,
+    )
+    .await;
+    assert_eq!(
+        ranged.body["records"].as_array().unwrap().len(),
+        1,
+        "{}",
+        ranged.body
+    );
+    admin(
+        &app,
+        true,
+        "GET",
+        AUDIT,
+        &both[..1],
+        &[("limit", "0")],
+        None,
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
 }

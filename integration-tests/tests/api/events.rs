@@ -204,4 +204,13 @@ async fn admin_events_replay() {
         admin_user_credential_delete::handler(s, load("admin-user-credential-delete", &app)).await,
     )
     .assert_error(StatusCode::NOT_FOUND, "credential_not_found");
+    let tenants =
+        Reply::from(admin_tenants_list::handler(s, load("admin-tenants-list", &app)).await);
+    assert_eq!(tenants.status, StatusCode::OK, "{}", tenants.body);
+    Reply::from(admin_user_get::handler(s, load("admin-user-get", &app)).await)
+        .assert_error(StatusCode::NOT_FOUND, "user_not_found");
+    Reply::from(admin_user_update::handler(s, load("admin-user-update", &app)).await)
+        .assert_error(StatusCode::NOT_FOUND, "user_not_found");
+    let audit = Reply::from(admin_audit_query::handler(s, load("admin-audit-query", &app)).await);
+    assert_eq!(audit.body["records"], json!([]), "{}", audit.body);
 }

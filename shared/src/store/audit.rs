@@ -97,6 +97,60 @@ impl Store {
     }
 }
 
+/// A page of audit records and where the next one starts (an opaque cursor's content).
+pub struct AuditPage {
+    pub records: Vec<AuditRecord>,
+    pub next: Option<super::Item>,
+}
+
+/// What an audit query asks for.
+pub struct AuditQuery<'a> {
+    pub tenant: &'a TenantId,
+    pub user: Option<&'a UserId>,
+    /// Epoch seconds, inclusive.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub limit: i32,
+    pub start: Option<super::Item>,
+}
+
+impl Store {
+    /// Audit records newest first, by tenant or by user, within a time range, a page at a time.
+    pub async fn query_audit(&self, q: AuditQuery<'_>) -> Result<AuditPage, StoreError> {
+        let (index, partition, value) = match q.user {
+            Some(user) => (
+                Some(AUDIT_USER_INDEX),
+                "tenant_user",
+                tenant_user_key(q.tenant, user),
+            ),
+            None => (None, "tenant_id", q.tenant.to_string()),
+        };
+        // event_key starts with the 11-digit epoch second, so a time range is a key range.
+        let from = format!("{:011}", q.from.unwrap_or(0).max(0));
+        let to = format!("{:011}~", q.to.unwrap_or(99_999_999_999).max(0));
+        let out = self
+            .client()
+            .query()
+            .table_name(&self.tables().audit)
+            .set_index_name(index.map(str::to_owned))
+            .key_condition_expression("#p = :p AND event_key BETWEEN :from AND :to")
+            .expression_attribute_names("#p", partition)
+            .expression_attribute_values(":p", s(value))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
+            .scan_index_forward(false)
+            .limit(q.limit)
+            .set_exclusive_start_key(q.start)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(AuditPage {
+            records: from_items(out.items)?,
+            next: out.last_evaluated_key.filter(|k| !k.is_empty()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

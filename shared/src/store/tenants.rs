@@ -20,6 +20,30 @@ impl Store {
         Ok(())
     }
 
+    /// A page of tenants (a scan: operators only) and where the next page starts.
+    pub async fn list_tenants(
+        &self,
+        limit: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<Tenant>, Option<Item>), StoreError> {
+        let out = self
+            .client()
+            .scan()
+            .table_name(&self.tables().tenants)
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let tenants = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        Ok((tenants, out.last_evaluated_key.filter(|k| !k.is_empty())))
+    }
+
     /// Replaces a tenant's settings; `false` if it does not exist (any more).
     pub async fn replace_tenant(&self, tenant: &Tenant) -> Result<bool, StoreError> {
         let result = self

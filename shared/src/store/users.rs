@@ -59,6 +59,28 @@ impl Store {
         Ok(user.and_then(UserRecord::live))
     }
 
+    /// Changes a live user's display name; `false` if there is no such (live) user.
+    pub async fn rename_user(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        display_name: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(&self.tables().users)
+            .key("tenant_id", s(tenant.to_string()))
+            .key("user_id", s(user.to_string()))
+            .update_expression("SET display_name = :name")
+            .condition_expression("attribute_exists(user_id) AND attribute_not_exists(deleted_at)")
+            .expression_attribute_values(":name", s(display_name))
+            .send()
+            .await
+            .map_err(classify);
+        super::condition_held(result)
+    }
+
     /// Users with this email, across tenants (the `email-index` GSI), at most `limit`.
     pub async fn find_users_by_email(
         &self,

@@ -1,0 +1,53 @@
+//! `GET /v1/admin/tenants/{tenant_id}/audit?user_id=&from=&to=&limit=&cursor=` (IAM): audit
+//! records newest first, by tenant or user, within `from`..`to` (epoch seconds, inclusive),
+//! a page at a time → `{"records": [...], "next_cursor": "…" | null}`.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use shared::admin_http::{cursor_param, encode_cursor, iam_caller, page_limit, tenant_param};
+use shared::error::ApiError;
+use shared::http::{json_response, query_param, request_id, respond, ApiResult};
+use shared::ids::UserId;
+use shared::store::AuditQuery;
+use tracing::instrument;
+
+pub use shared::admin_http::AdminState as State;
+
+#[instrument(skip_all, fields(request_id = %request_id(&req)))]
+pub async fn handler(state: &State, req: Request) -> Response<Body> {
+    respond(query(state, &req).await)
+}
+
+/// An optional query parameter, parsed or refused.
+fn param<T: std::str::FromStr>(req: &Request, name: &str) -> Result<Option<T>, ApiError> {
+    query_param(req, name)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::invalid_field(name, format!("{name} is malformed")))
+        })
+        .transpose()
+}
+
+async fn query(state: &State, req: &Request) -> ApiResult {
+    iam_caller(state, req)?;
+    let tenant = tenant_param(req)?;
+    let user: Option<UserId> = param(req, "user_id")?;
+    let start = cursor_param(req, &["tenant_id", "event_key", "tenant_user"])?;
+    let page = state
+        .common
+        .store
+        .query_audit(AuditQuery {
+            tenant: &tenant,
+            user: user.as_ref(),
+            from: param(req, "from")?,
+            to: param(req, "to")?,
+            limit: page_limit(req)?,
+            start,
+        })
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "records": page.records, "next_cursor": page.next.as_ref().map(encode_cursor) }),
+    ))
+}

@@ -1,0 +1,14 @@
+use lambda_http::{run, service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let state = admin_audit_query::State::from_env()
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "configuration error, not starting"))?;
+    let state = &state;
+    run(service_fn(move |req| async move {
+        Ok::<_, Error>(admin_audit_query::handler(state, req).await)
+    }))
+    .await
+}

@@ -1,0 +1,42 @@
+//! `PATCH /v1/admin/tenants/{tenant_id}/users/{user_id}` `{"display_name"}` (IAM): renames the
+//! user (1–200 characters). The e-mail address is not changed here.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+use shared::admin::rename_user;
+use shared::admin_http::{iam_caller, tenant_param, user_param};
+use shared::clock::rfc3339;
+use shared::http::{json_body, json_response, request_id, respond, ApiResult};
+use tracing::instrument;
+
+pub use shared::admin_http::AdminState as State;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateRequest {
+    display_name: String,
+}
+
+#[instrument(skip_all, fields(request_id = %request_id(&req)))]
+pub async fn handler(state: &State, req: Request) -> Response<Body> {
+    respond(update(state, &req).await)
+}
+
+async fn update(state: &State, req: &Request) -> ApiResult {
+    iam_caller(state, req)?;
+    let (tenant, user) = (tenant_param(req)?, user_param(req)?);
+    let body: UpdateRequest = json_body(req)?;
+    let user = rename_user(&state.common.store, &tenant, &user, &body.display_name).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "tenant_id": user.tenant_id,
+            "user_id": user.user_id,
+            "email": user.email,
+            "display_name": user.display_name,
+            "created_at": rfc3339(user.created_at),
+        }),
+    ))
+}
