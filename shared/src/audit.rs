@@ -36,6 +36,7 @@ pub enum AuditEvent {
     SessionRevoked,
     UserCreated,
     UserDeleted,
+    CredentialRegistered,
 }
 
 impl AuditEvent {
@@ -53,6 +54,7 @@ impl AuditEvent {
             AuditEvent::SessionRevoked => "session_revoked",
             AuditEvent::UserCreated => "user_created",
             AuditEvent::UserDeleted => "user_deleted",
+            AuditEvent::CredentialRegistered => "credential_registered",
         }
     }
 
@@ -70,7 +72,8 @@ impl AuditEvent {
             | AuditEvent::BackupCodesRegenerated
             | AuditEvent::SessionRevoked
             | AuditEvent::UserCreated
-            | AuditEvent::UserDeleted => Surface::Seed,
+            | AuditEvent::UserDeleted
+            | AuditEvent::CredentialRegistered => Surface::Seed,
         }
     }
 }

@@ -6,7 +6,8 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use shared::account::device_name;
-use shared::auth::{authenticate, enrollment_grant, has_authorization, Accepts, Caller};
+use shared::audit::{Audit, AuditEvent};
+use shared::auth::{authenticate, enrollment_grant, has_authorization, Accepts, Caller, Proof};
 use shared::codes::{self, BackupCodeHasher, BACKUP_CODE_COUNT};
 use shared::config::ConfigError;
 use shared::error::{found, ApiError, ErrorCode};
@@ -55,7 +56,10 @@ struct CompleteResponse {
 
 #[instrument(skip_all, fields(request_id = %request_id(&req), tenant_id, user_id, method_type, credential_id))]
 pub async fn handler(state: &State, req: Request) -> Response<Body> {
-    respond(register_complete(state, &req).await)
+    let mut audit = Audit::new(AuditEvent::CredentialRegistered, &req);
+    let result = register_complete(state, &req, &mut audit).await;
+    audit.conclude(&state.common, &result).await;
+    respond(result)
 }
 
 /// Whether the body carries a `challenge_id` (an enrollment grant).
@@ -65,7 +69,7 @@ fn names_a_grant(req: &Request) -> bool {
         .is_some_and(|v| v.get("challenge_id").is_some_and(|g| !g.is_null()))
 }
 
-async fn register_complete(state: &State, req: &Request) -> ApiResult {
+async fn register_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let common = &state.common;
     let now = common.now();
     // Without a token the only other credential is an enrollment grant in the body; a request
@@ -129,6 +133,17 @@ async fn register_complete(state: &State, req: &Request) -> ApiResult {
         "the tenant does not exist",
     )?;
     let user = found(user, ErrorCode::UserNotFound, "the user does not exist")?;
+    // The tenant record (of the token's or the grant's tenant) establishes the tenant: from
+    // here on the attempt is filed, with who added what.
+    audit.tenant(&tenant);
+    audit.user = Some(caller.user);
+    audit.method = Some(method.as_str().to_owned());
+    audit.actor = Some(match caller.proof {
+        Proof::Token { .. } => format!("user:{}", caller.user),
+        Proof::Grant => "enrollment_grant".to_owned(),
+    });
+    audit.target = Some(presented_id.to_base64url());
+    audit.credential = Some(presented_id.clone());
     caller.check_enrollment(&tenant, session.as_ref(), &existing, now)?;
 
     let state_data: RegistrationState =

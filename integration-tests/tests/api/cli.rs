@@ -291,7 +291,11 @@ async fn operators_list_audit_records_per_tenant_and_user() {
     .await
     .unwrap();
     let mine = mine.as_array().unwrap();
-    assert_eq!(mine.len(), 1);
+    // Newest first: the login, then the enrollment before it.
+    assert_eq!(mine.len(), 2, "{mine:?}");
+    assert_eq!(mine[1]["event"], "credential_registered");
+    assert_eq!(mine[1]["actor"], format!("user:{user}"));
+    assert_eq!(mine[1]["target"], mine[0]["credential_id"]);
     assert_eq!(mine[0]["event"], "passwordless_login");
     assert_eq!(mine[0]["outcome"], "success");
     assert_eq!(mine[0]["user_id"], user.as_str());
@@ -300,7 +304,7 @@ async fn operators_list_audit_records_per_tenant_and_user() {
         .unwrap();
     let all = all.as_array().unwrap();
     // The malformed attempt only named the tenant in its header: logged, not filed.
-    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all.len(), 2, "{all:?}");
     let limited = authctl(
         &ctx,
         &["audit", "list", "--tenant", &tenant, "--limit", "1"],

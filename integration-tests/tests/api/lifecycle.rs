@@ -2,8 +2,8 @@
 //! creates the user and an MFA challenge; the user enrolls a first passkey through the grant,
 //! gets codes, adds a security key (recent login), lists and renames both, deletes one,
 //! regenerates codes, logs in with MFA and passwordless, lists sessions and revokes one; the
-//! admin erases the user, and nothing of theirs is left but the audit. (The tenant is the test
-//! app's: creating tenants over HTTP is not built yet.)
+//! admin erases the user, and nothing of theirs is left but the audit. The tenant is created
+//! over HTTP too.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::http::StatusCode;
@@ -32,6 +32,7 @@ async fn admin(
     );
     let s = &app.admin;
     Reply::from(match route {
+        "/v1/admin/tenants" => admin_tenant_create::handler(s, req).await,
         "/v1/admin/tenants/{tenant_id}/users" => admin_user_create::handler(s, req).await,
         "/v1/admin/tenants/{tenant_id}/users/{user_id}/mfa-challenges" => {
             admin_mfa_challenge_create::handler(s, req).await
@@ -90,7 +91,20 @@ async fn items_of(store: &Store, table: &str, user_id: &str) -> usize {
 
 #[tokio::test]
 async fn a_users_life_from_creation_to_erasure() {
-    let app = TestApp::new().await;
+    let mut app = TestApp::new().await;
+    // The admin creates the tenant: the test's own origin and RP id.
+    let created = admin(
+        &app,
+        "POST",
+        "/v1/admin/tenants",
+        &[],
+        json!({ "name": "Initech",
+        "rp_id": crate::harness::RP_ID, "origins": [ORIGIN] }),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let tenant_id = created.body["tenant_id"].as_str().unwrap().parse().unwrap();
+    app.tenant = app.store.get_tenant(&tenant_id).await.unwrap().unwrap();
     let tenant = app.tenant.tenant_id.to_string();
     let tenant_headers = app.tenant_headers();
 
