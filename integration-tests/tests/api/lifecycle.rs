@@ -222,16 +222,18 @@ async fn a_users_life_from_creation_to_erasure() {
         .as_str()
         .unwrap()
         .to_owned();
-    let renamed = me(
-        &app,
-        "PATCH",
-        "/v1/users/me/mfa/webauthn/credentials/{credential_id}",
-        &[("credential_id", &phone_id)],
-        &headers,
-        Some(json!({ "device_name": "Dana's phone" })),
-    )
-    .await;
-    assert_eq!(renamed.body["device_name"], "Dana's phone");
+    for (id, name) in [(&phone_id, "Dana's phone"), (&key_id, "Dana's key")] {
+        let renamed = me(
+            &app,
+            "PATCH",
+            "/v1/users/me/mfa/webauthn/credentials/{credential_id}",
+            &[("credential_id", id)],
+            &headers,
+            Some(json!({ "device_name": name })),
+        )
+        .await;
+        assert_eq!(renamed.body["device_name"], name, "{}", renamed.body);
+    }
     let deleted = me(
         &app,
         "DELETE",
