@@ -191,6 +191,17 @@ pub async fn update_tenant(
     Ok(tenant)
 }
 
+/// A user as operators see it.
+pub fn user_view(user: &UserRecord) -> serde_json::Value {
+    serde_json::json!({
+        "tenant_id": user.tenant_id,
+        "user_id": user.user_id,
+        "email": user.email,
+        "display_name": user.display_name,
+        "created_at": crate::clock::rfc3339(user.created_at),
+    })
+}
+
 /// Changes a user's display name (the same limits as at creation).
 pub async fn rename_user(
     store: &Store,

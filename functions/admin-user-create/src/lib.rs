@@ -4,11 +4,10 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use serde_json::json;
 use shared::admin::create_user;
+use shared::admin::user_view;
 use shared::admin_http::{iam_caller, tenant_param};
 use shared::audit::{Audit, AuditEvent};
-use shared::clock::rfc3339;
 use shared::http::{json_body, json_response, request_id, respond, ApiResult};
 use tracing::instrument;
 
@@ -46,14 +45,5 @@ async fn create(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     audit.user = Some(user.user_id);
     audit.actor = Some(actor);
     audit.target = Some(format!("user:{}", user.user_id));
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "tenant_id": user.tenant_id,
-            "user_id": user.user_id,
-            "email": user.email,
-            "display_name": user.display_name,
-            "created_at": rfc3339(user.created_at),
-        }),
-    ))
+    Ok(json_response(StatusCode::OK, &user_view(&user)))
 }

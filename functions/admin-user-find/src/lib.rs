@@ -3,9 +3,8 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde_json::json;
+use shared::admin::user_view;
 use shared::admin_http::{iam_caller, tenant_param};
-use shared::clock::rfc3339;
 use shared::error::{found, ErrorCode};
 use shared::http::{json_response, query_param, request_id, respond, ApiResult};
 use shared::passwordless::parse_email;
@@ -32,14 +31,5 @@ async fn find(state: &State, req: &Request) -> ApiResult {
         ErrorCode::UserNotFound,
         "no user of this tenant has this address",
     )?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "tenant_id": user.tenant_id,
-            "user_id": user.user_id,
-            "email": user.email,
-            "display_name": user.display_name,
-            "created_at": rfc3339(user.created_at),
-        }),
-    ))
+    Ok(json_response(StatusCode::OK, &user_view(&user)))
 }

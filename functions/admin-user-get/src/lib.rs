@@ -2,9 +2,8 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde_json::json;
+use shared::admin::user_view;
 use shared::admin_http::{iam_caller, tenant_param, user_param};
-use shared::clock::rfc3339;
 use shared::error::{found, ErrorCode};
 use shared::http::{json_response, request_id, respond, ApiResult};
 use tracing::instrument;
@@ -21,14 +20,5 @@ async fn get(state: &State, req: &Request) -> ApiResult {
     let (tenant, user) = (tenant_param(req)?, user_param(req)?);
     let user = state.common.store.get_user(&tenant, &user).await?;
     let user = found(user, ErrorCode::UserNotFound, "the user does not exist")?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "tenant_id": user.tenant_id,
-            "user_id": user.user_id,
-            "email": user.email,
-            "display_name": user.display_name,
-            "created_at": rfc3339(user.created_at),
-        }),
-    ))
+    Ok(json_response(StatusCode::OK, &user_view(&user)))
 }

@@ -4,10 +4,9 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use serde_json::json;
 use shared::admin::rename_user;
+use shared::admin::user_view;
 use shared::admin_http::{iam_caller, tenant_param, user_param};
-use shared::clock::rfc3339;
 use shared::http::{json_body, json_response, request_id, respond, ApiResult};
 use tracing::instrument;
 
@@ -29,14 +28,5 @@ async fn update(state: &State, req: &Request) -> ApiResult {
     let (tenant, user) = (tenant_param(req)?, user_param(req)?);
     let body: UpdateRequest = json_body(req)?;
     let user = rename_user(&state.common.store, &tenant, &user, &body.display_name).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "tenant_id": user.tenant_id,
-            "user_id": user.user_id,
-            "email": user.email,
-            "display_name": user.display_name,
-            "created_at": rfc3339(user.created_at),
-        }),
-    ))
+    Ok(json_response(StatusCode::OK, &user_view(&user)))
 }
