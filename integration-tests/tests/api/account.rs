@@ -5,7 +5,7 @@ use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
 use shared::store::UserRecord;
 
-use crate::harness::{api_call, auth_headers, Authenticator, Reply, TestApp};
+use crate::harness::{auth_headers, Authenticator, Reply, TestApp};
 
 const PASSKEY: &str = "webauthn_passkey";
 const FIDO: &str = "webauthn_fido";
@@ -15,38 +15,7 @@ const CODES: &str = "/v1/users/me/mfa/backup_codes";
 const SESSIONS: &str = "/v1/users/me/sessions";
 const SESSION: &str = "/v1/users/me/sessions/{session_id}";
 
-/// Calls the function behind `method route`, as API Gateway would.
-async fn me(
-    app: &TestApp,
-    method: &str,
-    route: &str,
-    params: &[(&str, &str)],
-    headers: &[(String, String)],
-    body: Option<Value>,
-) -> Reply {
-    let req = api_call(
-        method,
-        route,
-        params,
-        &[],
-        headers,
-        body.map(|b| b.to_string()),
-    );
-    let c = &app.common;
-    Reply::from(match (method, route) {
-        ("GET", CREDENTIALS) => credentials_list::handler(c, req).await,
-        ("PATCH", CREDENTIAL) => credential_rename::handler(c, req).await,
-        ("DELETE", CREDENTIAL) => credential_delete::handler(c, req).await,
-        ("GET", CODES) => backup_codes_status::handler(c, req).await,
-        ("POST", CODES) => {
-            backup_codes_regenerate::handler(&app.backup_codes_regenerate, req).await
-        }
-        ("GET", SESSIONS) => sessions_list::handler(c, req).await,
-        ("DELETE", SESSIONS) => sessions_revoke_others::handler(c, req).await,
-        ("DELETE", SESSION) => session_revoke::handler(c, req).await,
-        other => panic!("no function for {other:?}"),
-    })
-}
+use crate::harness::me;
 
 fn ids(reply: &Reply) -> Vec<String> {
     reply.body["credentials"]

@@ -4,7 +4,7 @@
 use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::harness::{api_call_as, Authenticator, Reply, TestApp};
+use crate::harness::{Authenticator, Reply, TestApp};
 
 const USERS: &str = "/v1/admin/tenants/{tenant_id}/users";
 const USER: &str = "/v1/admin/tenants/{tenant_id}/users/{user_id}";
@@ -28,26 +28,7 @@ async fn admin(
     body: Option<Value>,
 ) -> Reply {
     let arn = iam.then_some(ARN);
-    let body = body.map(|b| b.to_string());
-    let req = api_call_as(arn, method, route, params, query, &[], body);
-    let s = &app.admin;
-    Reply::from(match (method, route) {
-        ("POST", USERS) => admin_user_create::handler(s, req).await,
-        ("GET", USERS) => admin_user_find::handler(s, req).await,
-        ("DELETE", USER) => admin_user_delete::handler(s, req).await,
-        ("POST", CHALLENGES) => admin_mfa_challenge_create::handler(s, req).await,
-        ("DELETE", SESSIONS) => admin_user_sessions_revoke::handler(s, req).await,
-        ("POST", TENANTS) => admin_tenant_create::handler(s, req).await,
-        ("GET", TENANTS) => admin_tenants_list::handler(s, req).await,
-        ("GET", USER) => admin_user_get::handler(s, req).await,
-        ("PATCH", USER) => admin_user_update::handler(s, req).await,
-        ("GET", AUDIT) => admin_audit_query::handler(s, req).await,
-        ("GET", TENANT) => admin_tenant_get::handler(s, req).await,
-        ("PATCH", TENANT) => admin_tenant_update::handler(s, req).await,
-        ("GET", CREDS) => admin_user_credentials_list::handler(s, req).await,
-        ("DELETE", CRED) => admin_user_credential_delete::handler(s, req).await,
-        other => panic!("no admin function for {other:?}"),
-    })
+    crate::harness::admin(app, arn, method, route, params, query, body).await
 }
 
 /// The admin routes of a template without `Auth.Authorizer: AWS_IAM`.

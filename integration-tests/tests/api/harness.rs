@@ -771,3 +771,88 @@ impl TestApp {
         self.clock.now()
     }
 }
+
+/// The self-service routes (`/v1/users/me/…`).
+/// Calls the self-service function behind `method route`, as API Gateway would.
+pub async fn me(
+    app: &TestApp,
+    method: &str,
+    route: &str,
+    params: &[(&str, &str)],
+    headers: &[(String, String)],
+    body: Option<Value>,
+) -> Reply {
+    let req = api_call(
+        method,
+        route,
+        params,
+        &[],
+        headers,
+        body.map(|b| b.to_string()),
+    );
+    let c = &app.common;
+    Reply::from(match (method, route) {
+        ("GET", "/v1/users/me/mfa/webauthn/credentials") => credentials_list::handler(c, req).await,
+        ("PATCH", "/v1/users/me/mfa/webauthn/credentials/{credential_id}") => {
+            credential_rename::handler(c, req).await
+        }
+        ("DELETE", "/v1/users/me/mfa/webauthn/credentials/{credential_id}") => {
+            credential_delete::handler(c, req).await
+        }
+        ("GET", "/v1/users/me/mfa/backup_codes") => backup_codes_status::handler(c, req).await,
+        ("POST", "/v1/users/me/mfa/backup_codes") => {
+            backup_codes_regenerate::handler(&app.backup_codes_regenerate, req).await
+        }
+        ("GET", "/v1/users/me/sessions") => sessions_list::handler(c, req).await,
+        ("DELETE", "/v1/users/me/sessions") => sessions_revoke_others::handler(c, req).await,
+        ("DELETE", "/v1/users/me/sessions/{session_id}") => session_revoke::handler(c, req).await,
+        other => panic!("no function for {other:?}"),
+    })
+}
+
+/// Calls the admin function behind `method route`, as API Gateway passes a request signed by
+/// `iam_arn` (or, with `None`, an unsigned one).
+pub async fn admin(
+    app: &TestApp,
+    iam_arn: Option<&str>,
+    method: &str,
+    route: &str,
+    params: &[(&str, &str)],
+    query: &[(&str, &str)],
+    body: Option<Value>,
+) -> Reply {
+    let body = body.map(|b| b.to_string());
+    let req = api_call_as(iam_arn, method, route, params, query, &[], body);
+    let s = &app.admin;
+    Reply::from(match (method, route) {
+        ("POST", "/v1/admin/tenants") => admin_tenant_create::handler(s, req).await,
+        ("GET", "/v1/admin/tenants") => admin_tenants_list::handler(s, req).await,
+        ("GET", "/v1/admin/tenants/{tenant_id}") => admin_tenant_get::handler(s, req).await,
+        ("PATCH", "/v1/admin/tenants/{tenant_id}") => admin_tenant_update::handler(s, req).await,
+        ("POST", "/v1/admin/tenants/{tenant_id}/users") => admin_user_create::handler(s, req).await,
+        ("GET", "/v1/admin/tenants/{tenant_id}/users") => admin_user_find::handler(s, req).await,
+        ("GET", "/v1/admin/tenants/{tenant_id}/users/{user_id}") => {
+            admin_user_get::handler(s, req).await
+        }
+        ("PATCH", "/v1/admin/tenants/{tenant_id}/users/{user_id}") => {
+            admin_user_update::handler(s, req).await
+        }
+        ("DELETE", "/v1/admin/tenants/{tenant_id}/users/{user_id}") => {
+            admin_user_delete::handler(s, req).await
+        }
+        ("POST", "/v1/admin/tenants/{tenant_id}/users/{user_id}/mfa-challenges") => {
+            admin_mfa_challenge_create::handler(s, req).await
+        }
+        ("GET", "/v1/admin/tenants/{tenant_id}/users/{user_id}/credentials") => {
+            admin_user_credentials_list::handler(s, req).await
+        }
+        ("DELETE", "/v1/admin/tenants/{tenant_id}/users/{user_id}/credentials/{credential_id}") => {
+            admin_user_credential_delete::handler(s, req).await
+        }
+        ("DELETE", "/v1/admin/tenants/{tenant_id}/users/{user_id}/sessions") => {
+            admin_user_sessions_revoke::handler(s, req).await
+        }
+        ("GET", "/v1/admin/tenants/{tenant_id}/audit") => admin_audit_query::handler(s, req).await,
+        other => panic!("no admin function for {other:?}"),
+    })
+}

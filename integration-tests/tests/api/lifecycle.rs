@@ -10,7 +10,7 @@ use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
 use shared::store::Store;
 
-use crate::harness::{api_call, api_call_as, auth_headers, Authenticator, Reply, TestApp, ORIGIN};
+use crate::harness::{api_call, auth_headers, me, Authenticator, Reply, TestApp, ORIGIN};
 
 const ARN: &str = "arn:aws:sts::123456789012:assumed-role/backend/lifecycle";
 
@@ -21,59 +21,7 @@ async fn admin(
     params: &[(&str, &str)],
     body: Value,
 ) -> Reply {
-    let req = api_call_as(
-        Some(ARN),
-        method,
-        route,
-        params,
-        &[],
-        &[],
-        Some(body.to_string()),
-    );
-    let s = &app.admin;
-    Reply::from(match route {
-        "/v1/admin/tenants" => admin_tenant_create::handler(s, req).await,
-        "/v1/admin/tenants/{tenant_id}/users" => admin_user_create::handler(s, req).await,
-        "/v1/admin/tenants/{tenant_id}/users/{user_id}/mfa-challenges" => {
-            admin_mfa_challenge_create::handler(s, req).await
-        }
-        "/v1/admin/tenants/{tenant_id}/users/{user_id}" => admin_user_delete::handler(s, req).await,
-        other => panic!("{other}"),
-    })
-}
-
-async fn me(
-    app: &TestApp,
-    method: &str,
-    route: &str,
-    params: &[(&str, &str)],
-    headers: &[(String, String)],
-    body: Option<Value>,
-) -> Reply {
-    let req = api_call(
-        method,
-        route,
-        params,
-        &[],
-        headers,
-        body.map(|b| b.to_string()),
-    );
-    let c = &app.common;
-    Reply::from(match (method, route) {
-        ("GET", "/v1/users/me/mfa/webauthn/credentials") => credentials_list::handler(c, req).await,
-        ("PATCH", "/v1/users/me/mfa/webauthn/credentials/{credential_id}") => {
-            credential_rename::handler(c, req).await
-        }
-        ("DELETE", "/v1/users/me/mfa/webauthn/credentials/{credential_id}") => {
-            credential_delete::handler(c, req).await
-        }
-        ("POST", "/v1/users/me/mfa/backup_codes") => {
-            backup_codes_regenerate::handler(&app.backup_codes_regenerate, req).await
-        }
-        ("GET", "/v1/users/me/sessions") => sessions_list::handler(c, req).await,
-        ("DELETE", "/v1/users/me/sessions/{session_id}") => session_revoke::handler(c, req).await,
-        other => panic!("{other:?}"),
-    })
+    crate::harness::admin(app, Some(ARN), method, route, params, &[], Some(body)).await
 }
 
 async fn items_of(store: &Store, table: &str, user_id: &str) -> usize {
