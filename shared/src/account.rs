@@ -2,7 +2,7 @@
 //! and sessions. The same token and tenant rules as registration; changes to authenticators
 //! and codes need a live session and a recent login, and are audited with actor and target.
 
-use lambda_http::{Request, RequestExt};
+use lambda_http::Request;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -11,6 +11,7 @@ use crate::auth::{authenticate, Accepts, Caller};
 use crate::clock::rfc3339;
 use crate::codes::{self, BackupCodeHasher, BACKUP_CODE_COUNT};
 use crate::error::{found, ApiError, ErrorCode};
+use crate::http::path_param;
 use crate::ids::{CredentialId, SessionId};
 use crate::state::Common;
 use crate::store::{
@@ -72,11 +73,6 @@ impl Account {
         audit.actor = Some(format!("user:{}", self.caller.user));
         audit.target = Some(target);
     }
-}
-
-/// A path parameter, bounded: ids never reach the store unchecked.
-fn path_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.path_parameters_ref().and_then(|p| p.first(name))
 }
 
 /// `{credential_id}` of the path (base64url).

@@ -15,7 +15,7 @@ use base64::Engine;
 
 use crate::config::ConfigError;
 use crate::error::{ApiError, ErrorCode};
-use crate::http::query_param;
+use crate::http::{path_param, query_param};
 use crate::ids::{TenantId, UserId};
 use crate::state::Common;
 use crate::store::Item;
@@ -64,10 +64,6 @@ pub fn iam_caller(state: &AdminState, req: &Request) -> Result<String, ApiError>
             message: "the admin API needs a SigV4-signed request (AWS_IAM authorization)".into(),
         }),
     }
-}
-
-fn path_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.path_parameters_ref().and_then(|p| p.first(name))
 }
 
 /// `{tenant_id}` of the path.

@@ -261,6 +261,11 @@ pub fn bearer_token(req: &Request) -> Result<&str, ApiError> {
     }
 }
 
+/// A path parameter (`{name}` in the route), if present.
+pub fn path_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.path_parameters_ref().and_then(|p| p.first(name))
+}
+
 /// A query string parameter, if present.
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()

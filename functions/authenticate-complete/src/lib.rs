@@ -74,8 +74,8 @@ fn completion_failed(err: ApiError) -> ApiError {
 enum LoginFailure {
     /// No pending login of this user for the assertion's challenge.
     ChallengeNotFound,
-    /// The credential is not one of the user's.
-    UnknownCredential,
+    /// The assertion was refused; `UnknownCredential` also when the credential is not one of
+    /// the user's, or was deleted meanwhile.
     Rejected(AssertionRejected),
 }
 
@@ -99,8 +99,7 @@ fn refusal(tenant: &Tenant, failure: LoginFailure) -> ApiError {
             ErrorCode::ChallengeNotFound,
             "the authentication challenge does not exist, has expired or was already used",
         ),
-        LoginFailure::UnknownCredential
-        | LoginFailure::Rejected(AssertionRejected::UnknownCredential) => {
+        LoginFailure::Rejected(AssertionRejected::UnknownCredential) => {
             invalid_credential("the credential is not registered for this user")
         }
         LoginFailure::Rejected(AssertionRejected::UserNotVerified) => invalid_assertion(
@@ -210,14 +209,18 @@ async fn verify(
         return Ok(Err(LoginFailure::ChallengeNotFound));
     }
     let (Some(credential), Some(user)) = (credential, login.known()) else {
-        return Ok(Err(LoginFailure::UnknownCredential));
+        return Ok(Err(LoginFailure::Rejected(
+            AssertionRejected::UnknownCredential,
+        )));
     };
     audit.method = Some(credential.method_type.as_str().to_owned());
     let ceremony: LoginCeremony =
         serde_json::from_str(challenge.state.as_deref().unwrap_or_default())
             .map_err(|e| ApiError::internal(format!("stored login state: {e}")))?;
     let Some(auth) = ceremony.auth else {
-        return Ok(Err(LoginFailure::UnknownCredential));
+        return Ok(Err(LoginFailure::Rejected(
+            AssertionRejected::UnknownCredential,
+        )));
     };
     let registered = std::slice::from_ref(&credential);
     let result = match finish_authentication(tenant, &auth, &attempt.body.credential, registered)? {
@@ -309,7 +312,9 @@ async fn open_session(
     let failure = match outcome {
         LoginCommitOutcome::Committed => None,
         LoginCommitOutcome::ChallengeGone => Some(LoginFailure::ChallengeNotFound),
-        LoginCommitOutcome::CredentialGone => Some(LoginFailure::UnknownCredential),
+        LoginCommitOutcome::CredentialGone => {
+            Some(LoginFailure::Rejected(AssertionRejected::UnknownCredential))
+        }
         LoginCommitOutcome::CounterNotAdvanced => Some(LoginFailure::Rejected(
             AssertionRejected::CounterNotAdvanced,
         )),

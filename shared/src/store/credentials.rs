@@ -323,12 +323,6 @@ impl Store {
         keep: Option<&CredentialRecord>,
     ) -> Result<DeleteCredentialOutcome, StoreError> {
         let table = &self.tables().credentials;
-        let delete = Delete::builder()
-            .table_name(table)
-            .set_key(Some(credential_key(record)))
-            .condition_expression("attribute_exists(credential_id)")
-            .build()
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
         let Some(keep) = keep else {
             let result = self
                 .client()
@@ -344,6 +338,12 @@ impl Store {
                 false => DeleteCredentialOutcome::NotFound,
             });
         };
+        let delete = Delete::builder()
+            .table_name(table)
+            .set_key(Some(credential_key(record)))
+            .condition_expression("attribute_exists(credential_id)")
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
         let check = ConditionCheck::builder()
             .table_name(table)
             .set_key(Some(credential_key(keep)))
