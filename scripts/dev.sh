@@ -4,8 +4,10 @@
 #   ./scripts/dev.sh        (from any directory; Ctrl-C stops everything it started)
 #
 # 1. installs what is missing into .tools/venv (moto's server, cargo-lambda)
-# 2. starts moto's DynamoDB-compatible server on 127.0.0.1:8000 (log: .local/moto.log)
-# 3. creates the tables, a demo tenant, a demo user and a token for them with authctl;
+# 2. starts moto's server on 127.0.0.1:8000 (DynamoDB, KMS, Secrets Manager; log: .local/moto.log)
+# 3. creates the token-signing key in KMS and the pepper and concealment secrets in Secrets
+#    Manager (scripts/local_keys.py), the tables, a demo tenant, a demo user and a token for
+#    them with authctl;
 #    moto keeps data in memory, so every start gets a fresh tenant and user
 #    (written to .local/demo.env)
 # 4. builds the functions and serves them with `cargo lambda watch`, which rebuilds and
@@ -109,17 +111,11 @@ say "building (first time: a few minutes)"
 cargo build --bins
 
 authctl=target/debug/authctl
-"$authctl" key generate >/dev/null # writes $state/jwt-signing-key.pem once
-JWT_SIGNING_KEY="$(cat "$state/jwt-signing-key.pem")"
-JWT_VERIFICATION_JWKS="$("$authctl" key jwks)"
-export JWT_SIGNING_KEY JWT_VERIFICATION_JWKS
-
-pepper_file="$state/backup-code-pepper"
-if [ ! -s "$pepper_file" ]; then
-  (umask 077 && "$venv/bin/python" -c 'import secrets; print(secrets.token_hex(32))' >"$pepper_file")
-fi
-BACKUP_CODE_PEPPER="$(cat "$pepper_file")"
-export BACKUP_CODE_PEPPER
+# The same key and secret sources as the deployed stack: a KMS signing key (ES256, or RS256
+# with TOKEN_ALGORITHM=RS256) and the two generated secrets, in moto's KMS and Secrets Manager.
+keys="$("$venv/bin/python" scripts/local_keys.py "$AWS_ENDPOINT_URL" "${TOKEN_ALGORITHM:-ES256}")" \
+  || die "could not create the local KMS key and secrets (see above)"
+eval "$keys"
 # There is no API Gateway locally to verify SigV4: the admin API accepts unsigned requests here
 # (and only here; the banner says so). Deployed, every /v1/admin route requires AWS_IAM.
 export ADMIN_API_WITHOUT_IAM=1
@@ -159,6 +155,7 @@ for check in "POST /v1/users/me/mfa/webauthn/register 401" \
              "POST /v1/auth/mfa/webauthn/complete 400" \
              "POST /v1/auth/mfa/backup_code/complete 400" \
              "GET /.well-known/jwks.json 200" \
+             "GET /.well-known/openid-configuration 200" \
              "POST /api/v1/webauthn/authenticate/begin 400" \
              "POST /api/v1/webauthn/authenticate/complete 400" \
              "POST /api/v1/auth/refresh 400" \
@@ -204,6 +201,7 @@ cat <<EOF
  Try (after the exports above, or: source $root/$state/demo.env):
    curl -s -X POST "$api/v1/users/me/mfa/webauthn/register?method_type=webauthn_passkey" \\
      -H "Authorization: Bearer \$TOKEN" -H "X-Tenant-ID: \$TENANT_ID"
+   curl -s "$api/.well-known/openid-configuration"   # → jwks_uri
    curl -s "$api/.well-known/jwks.json"
    # an MFA challenge, as the primary login would create it:
    target/debug/authctl mfa-challenge create --tenant \$TENANT_ID --user \$USER_ID

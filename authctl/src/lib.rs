@@ -4,7 +4,8 @@
 //! With no AWS settings it talks to the local run (`scripts/dev.sh`): DynamoDB at
 //! `http://127.0.0.1:8000`, tables `passkey-local-*`, signing key `.local/jwt-signing-key.pem`.
 //! Against AWS, pass `--aws` and set the table variables (`TENANTS_TABLE`, …) and, for
-//! `token issue`, `JWT_SIGNING_KEY`, `JWT_ISSUER` and `JWT_AUDIENCE`.
+//! `token issue`, `JWT_ISSUER`, `JWT_AUDIENCE` and the key: `JWT_KMS_SIGNING_KEY_ID` (a KMS
+//! key: the deployed stack's, or the local run's in moto) or `JWT_SIGNING_KEY` (a PEM).
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,8 @@ use serde_json::{json, Value};
 use shared::clock::{Clock, SystemClock};
 use shared::config::{self, TableNames, TokenSettings};
 use shared::ids::{TenantId, UserId};
-use shared::jwt::{Claims, SigningKey};
+use shared::jwt::Claims;
+use shared::keys::{kms_client, TokenSigner};
 use shared::store::schema::create_tables;
 use shared::store::{Store, StoreError};
 use shared::tenant::{MethodType, UserVerification};
@@ -270,12 +272,17 @@ pub struct Context {
     pub token_settings: TokenSettings,
     /// `JWT_SIGNING_KEY`, which takes precedence over `--signing-key` files.
     pub signing_key_pem: Option<String>,
+    /// `JWT_KMS_SIGNING_KEY_ID`: when set, tokens are signed by this KMS key instead.
+    pub kms_signing_key: Option<(aws_sdk_kms::Client, String)>,
 }
 
 impl Context {
     pub async fn from_env(aws: bool) -> Result<Self, String> {
+        let sdk = sdk_config(aws).await;
         Ok(Self {
-            store: store(aws).await?,
+            store: store(aws, &sdk)?,
+            kms_signing_key: config::optional(config::JWT_KMS_SIGNING_KEY_ID)
+                .map(|id| (kms_client(&sdk), id)),
             token_settings: TokenSettings {
                 issuer: env_or(config::JWT_ISSUER, LOCAL_ISSUER),
                 audience: env_or(config::JWT_AUDIENCE, LOCAL_AUDIENCE),
@@ -287,18 +294,14 @@ impl Context {
     }
 }
 
-async fn store(aws: bool) -> Result<Store, String> {
-    let tables = if aws {
-        TableNames::from_env().map_err(|e| e.to_string())?
-    } else {
-        TableNames::with_prefix_and_env(LOCAL_TABLE_PREFIX)
-    };
-    let client = if aws {
-        config::dynamodb_client().await
+/// AWS's configuration with `--aws`; else the local run's endpoint and dummy credentials.
+async fn sdk_config(aws: bool) -> aws_config::SdkConfig {
+    if aws {
+        shared::state::sdk_config().await
     } else {
         let endpoint = env_or("AWS_ENDPOINT_URL", LOCAL_ENDPOINT);
         let region = env_or("AWS_REGION", REGION);
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region))
             .endpoint_url(endpoint)
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -309,17 +312,30 @@ async fn store(aws: bool) -> Result<Store, String> {
                 "authctl-local",
             ))
             .load()
-            .await;
-        aws_sdk_dynamodb::Client::new(&sdk)
+            .await
+    }
+}
+
+fn store(aws: bool, sdk: &aws_config::SdkConfig) -> Result<Store, String> {
+    let tables = if aws {
+        TableNames::from_env().map_err(|e| e.to_string())?
+    } else {
+        TableNames::with_prefix_and_env(LOCAL_TABLE_PREFIX)
     };
-    Ok(Store::new(client, tables))
+    Ok(Store::new(config::dynamodb_client_from(sdk), tables))
 }
 
 fn store_err(e: StoreError) -> String {
     format!("store: {e}")
 }
 
-fn read_signing_key(ctx: &Context, path: &Path) -> Result<SigningKey, String> {
+/// The KMS key when one is configured, else `JWT_SIGNING_KEY`, else the key file.
+async fn signer(ctx: &Context, path: &Path) -> Result<TokenSigner, String> {
+    if let Some((client, key_id)) = &ctx.kms_signing_key {
+        return TokenSigner::from_kms(client.clone(), key_id)
+            .await
+            .map_err(|e| e.to_string());
+    }
     let pem = match &ctx.signing_key_pem {
         Some(pem) => pem.clone(),
         None => std::fs::read_to_string(path).map_err(|e| {
@@ -329,7 +345,7 @@ fn read_signing_key(ctx: &Context, path: &Path) -> Result<SigningKey, String> {
             )
         })?,
     };
-    SigningKey::from_pem(&pem).map_err(|e| e.to_string())
+    TokenSigner::from_pem(&pem).map_err(|e| e.to_string())
 }
 
 /// Runs one command; the JSON it returns is what `authctl` prints.
@@ -431,7 +447,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             ttl,
             signing_key,
         }) => {
-            let key = read_signing_key(ctx, &signing_key)?;
+            let key = signer(ctx, &signing_key).await?;
             let store = &ctx.store;
             let found_tenant = store
                 .get_tenant(&tenant)
@@ -443,7 +459,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             let mut claims = Claims::new(&ctx.token_settings, tenant, user, now, i64::from(ttl));
             // An operator minting a token vouches for the user now: a fresh authentication.
             claims.auth_time = Some(now);
-            let token = key.sign(&claims).map_err(|e| e.to_string())?;
+            let token = key.sign(&claims).await.map_err(|e| e.to_string())?;
             Ok(json!({ "token": token }))
         }
         Command::Credentials(CredentialsCommand::List { tenant, user }) => {
@@ -489,7 +505,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
         }
         Command::Key(KeyCommand::Generate { out }) => {
             if !out.exists() {
-                let pem = SigningKey::generate_pem().map_err(|_| "key generation failed")?;
+                let pem = TokenSigner::generate_pem().map_err(|_| "key generation failed")?;
                 write_private(&out, &pem)?;
             }
             let key = read_signing_key_file(&out)?;
@@ -530,10 +546,10 @@ async fn require_user(store: &Store, tenant: &TenantId, user: &UserId) -> Result
     }
 }
 
-fn read_signing_key_file(path: &Path) -> Result<SigningKey, String> {
+fn read_signing_key_file(path: &Path) -> Result<TokenSigner, String> {
     let pem = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    SigningKey::from_pem(&pem).map_err(|e| e.to_string())
+    TokenSigner::from_pem(&pem).map_err(|e| e.to_string())
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), String> {

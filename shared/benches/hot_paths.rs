@@ -6,7 +6,8 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use shared::config::TokenSettings;
 use shared::device::fingerprint;
 use shared::ids::{SessionId, UserId};
-use shared::jwt::{Claims, SigningKey, TokenVerifier};
+use shared::jwt::{Claims, TokenVerifier};
+use shared::keys::TokenSigner;
 use shared::session::{hash_refresh_token, new_refresh_token};
 use shared::store::UserRecord;
 use shared::tenant::{MethodType, Tenant};
@@ -88,7 +89,7 @@ fn passkey_assertion(c: &mut Criterion) {
 }
 
 fn tokens(c: &mut Criterion) {
-    let key = SigningKey::from_pem(&SigningKey::generate_pem().unwrap()).unwrap();
+    let key = TokenSigner::from_pem(&TokenSigner::generate_pem().unwrap()).unwrap();
     let settings = TokenSettings {
         issuer: "https://auth.example.com".into(),
         audience: "bench".into(),
@@ -102,11 +103,15 @@ fn tokens(c: &mut Criterion) {
         900,
     );
     c.bench_function("access token: sign (ES256)", |b| {
-        b.iter(|| key.sign(black_box(&claims)).unwrap())
+        b.iter(|| futures::executor::block_on(key.sign(black_box(&claims))).unwrap())
     });
-    let token = key.sign(&claims).unwrap();
+    let token = futures::executor::block_on(key.sign(&claims)).unwrap();
     c.bench_function("access token: verify (ES256, pinned)", |b| {
-        b.iter(|| verifier.verify(black_box(&token), 1_800_000_100).unwrap())
+        b.iter(|| {
+            verifier
+                .verify(black_box(&token), &settings, 1_800_000_100)
+                .unwrap()
+        })
     });
     let session = SessionId::new_random();
     c.bench_function("refresh token: mint 256-bit secret + SHA-256", |b| {

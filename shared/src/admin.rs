@@ -139,13 +139,10 @@ impl TenantSettings {
     }
 }
 
-/// A tenant as operators see it: every setting, never the secret.
+/// A tenant as operators see it: every setting (a tenant holds no secret: its concealment
+/// key is derived from a deployment secret in Secrets Manager).
 pub fn tenant_view(tenant: &Tenant) -> serde_json::Value {
-    let mut value = serde_json::to_value(tenant.without_secret()).unwrap_or_default();
-    if let Some(object) = value.as_object_mut() {
-        object.remove("secret");
-    }
-    value
+    serde_json::to_value(tenant).unwrap_or_default()
 }
 
 /// Creates a tenant from `settings` (name, RP id and origins required).

@@ -40,7 +40,7 @@ impl AdminState {
             );
         }
         Ok(Self {
-            common: Common::from_env().await?,
+            common: Common::without_tokens_from_env().await?,
             without_iam,
         })
     }

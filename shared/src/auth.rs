@@ -202,7 +202,7 @@ pub fn authenticate(
     now: i64,
     accepts: Accepts,
 ) -> Result<Caller, ApiError> {
-    let claims = verifier.verify(bearer_token(req)?, now)?;
+    let claims = verifier.verify_for(req, bearer_token(req)?, now)?;
     let header = tenant_header(req)?;
     ensure_same_tenant(&header, &claims.tenant_id)?;
     let allowed = match (claims.scope.as_deref(), accepts) {

@@ -36,7 +36,7 @@ impl BackupCodeHasher {
     pub fn new(pepper: &[u8]) -> Result<Self, ConfigError> {
         if pepper.len() < MIN_PEPPER_BYTES {
             return Err(ConfigError::Invalid {
-                name: crate::config::BACKUP_CODE_PEPPER,
+                name: crate::config::BACKUP_CODE_PEPPER_SECRET_ID,
                 reason: format!("must be at least {MIN_PEPPER_BYTES} bytes"),
             });
         }
@@ -45,8 +45,13 @@ impl BackupCodeHasher {
         })
     }
 
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::new(crate::config::required(crate::config::BACKUP_CODE_PEPPER)?.as_bytes())
+    /// The pepper from the Secrets Manager secret `BACKUP_CODE_PEPPER_SECRET_ID` names.
+    pub async fn from_env(sdk_config: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let client = crate::secrets::secrets_client(sdk_config);
+        let pepper =
+            crate::secrets::secret_named_by(&client, crate::config::BACKUP_CODE_PEPPER_SECRET_ID)
+                .await?;
+        Self::new(&pepper)
     }
 
     /// The stored form: bound to the tenant and user, so a hash is worthless for anyone else.

@@ -3,6 +3,8 @@
 
 use std::env;
 
+use crate::error::ApiError;
+
 /// Environment variables that name the tables; `template.yaml` sets them on every function.
 pub const TENANTS_TABLE: &str = "TENANTS_TABLE";
 pub const USERS_TABLE: &str = "USERS_TABLE";
@@ -13,15 +15,23 @@ pub const SESSIONS_TABLE: &str = "SESSIONS_TABLE";
 pub const DEVICES_TABLE: &str = "DEVICES_TABLE";
 pub const AUDIT_TABLE: &str = "AUDIT_TABLE";
 
-/// JWT settings: issuer and audience every token carries and every verifier checks.
+/// JWT settings: the issuer every token carries (empty: `https://<the API's domain>`, taken
+/// from each request) and the audience every token carries and every verifier checks.
 pub const JWT_ISSUER: &str = "JWT_ISSUER";
 pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
-/// JWKS document (JSON) of the public keys tokens are accepted from.
+/// KMS keys (ids or ARNs, comma-separated) whose public halves are published in the JWKS and
+/// accepted by the verifiers: the deployed stack's key source.
+pub const JWT_KMS_KEY_IDS: &str = "JWT_KMS_KEY_IDS";
+/// The KMS key that signs tokens (issuing functions only); one of `JWT_KMS_KEY_IDS`.
+pub const JWT_KMS_SIGNING_KEY_ID: &str = "JWT_KMS_SIGNING_KEY_ID";
+/// Without KMS: JWKS document (JSON) of the public keys tokens are accepted from…
 pub const JWT_VERIFICATION_JWKS: &str = "JWT_VERIFICATION_JWKS";
-/// PKCS#8 PEM of the P-256 private key that signs tokens (issuing functions only).
+/// …and the PKCS#8 PEM of the P-256 private key that signs them (issuing functions only).
 pub const JWT_SIGNING_KEY: &str = "JWT_SIGNING_KEY";
-/// Secret key for the keyed hashes of backup codes; never stored in the database.
-pub const BACKUP_CODE_PEPPER: &str = "BACKUP_CODE_PEPPER";
+/// Secrets Manager secret holding the key of the backup codes' keyed hashes (the pepper).
+pub const BACKUP_CODE_PEPPER_SECRET_ID: &str = "BACKUP_CODE_PEPPER_SECRET_ID";
+/// Secrets Manager secret from which each tenant's concealment key is derived.
+pub const CONCEALMENT_SECRET_ID: &str = "CONCEALMENT_SECRET_ID";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -29,6 +39,11 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+}
+
+/// The variable's value, or `None` when it is unset or blank.
+pub fn optional(name: &'static str) -> Option<String> {
+    env::var(name).ok().filter(|value| !value.trim().is_empty())
 }
 
 pub fn required(name: &'static str) -> Result<String, ConfigError> {
@@ -139,28 +154,105 @@ impl TableNames {
     }
 }
 
-/// Issuer and audience of the system JWT.
-#[derive(Clone, Debug)]
+/// Issuer and audience of the system JWTs of one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenSettings {
     pub issuer: String,
     pub audience: String,
 }
 
-impl TokenSettings {
+/// Issuer and audience as configured: a fixed issuer, or none, and then each request's
+/// issuer is `https://<domain>` of the API Gateway domain it came through, so a stack
+/// deployed without settings issues tokens whose `iss` is its own URL, where it serves the
+/// OpenID discovery document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenConfig {
+    pub issuer: Option<String>,
+    pub audience: String,
+}
+
+impl TokenConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
+        let issuer = optional(JWT_ISSUER);
+        if let Some(issuer) = &issuer {
+            let url = url::Url::parse(issuer).map_err(|e| ConfigError::Invalid {
+                name: JWT_ISSUER,
+                reason: e.to_string(),
+            })?;
+            if !matches!(url.scheme(), "https" | "http") || issuer.ends_with('/') {
+                return Err(ConfigError::Invalid {
+                    name: JWT_ISSUER,
+                    reason: "must be an http(s) URL without a trailing slash".into(),
+                });
+            }
+        }
         Ok(Self {
-            issuer: required(JWT_ISSUER)?,
+            issuer,
             audience: required(JWT_AUDIENCE)?,
         })
     }
+
+    /// The settings of the request: the fixed issuer, or the API's domain.
+    pub fn for_request(&self, req: &lambda_http::Request) -> Result<TokenSettings, ApiError> {
+        let issuer = match &self.issuer {
+            Some(issuer) => issuer.clone(),
+            None => format!("https://{}", api_domain(req)?),
+        };
+        Ok(TokenSettings {
+            issuer,
+            audience: self.audience.clone(),
+        })
+    }
+}
+
+impl From<&TokenSettings> for TokenConfig {
+    fn from(settings: &TokenSettings) -> Self {
+        settings.clone().into()
+    }
+}
+
+impl From<TokenSettings> for TokenConfig {
+    fn from(settings: TokenSettings) -> Self {
+        Self {
+            issuer: Some(settings.issuer),
+            audience: settings.audience,
+        }
+    }
+}
+
+/// The domain API Gateway received the request on (`requestContext.domainName`): set by API
+/// Gateway, not by the client. Checked to be a plain host name all the same.
+fn api_domain(req: &lambda_http::Request) -> Result<String, ApiError> {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    let domain = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.domain_name.clone(),
+        _ => None,
+    };
+    domain
+        .filter(|d| {
+            !d.is_empty()
+                && d.len() <= 253
+                && d.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':')
+        })
+        .ok_or_else(|| {
+            ApiError::internal(format!(
+                "{JWT_ISSUER} is not set and the request names no API domain"
+            ))
+        })
 }
 
 /// Loads the AWS SDK configuration (region, credentials, `AWS_ENDPOINT_URL`) and builds the
 /// DynamoDB client once, with the store's explicit retries and timeouts
 /// ([`crate::store::client`]).
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
-    let sdk_config = aws_config::load_from_env().await;
-    let builder = aws_sdk_dynamodb::config::Builder::from(&sdk_config);
+    dynamodb_client_from(&aws_config::load_from_env().await)
+}
+
+/// The DynamoDB client of an SDK configuration loaded once at cold start.
+pub fn dynamodb_client_from(sdk_config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    let builder = aws_sdk_dynamodb::config::Builder::from(sdk_config);
     aws_sdk_dynamodb::Client::from_conf(crate::store::configure_client(builder).build())
 }
 

@@ -72,6 +72,7 @@ error_codes! {
     InvalidRefreshToken => "invalid_refresh_token",
     RefreshTokenReused => "refresh_token_reused",
     StoreUnavailable => "store_unavailable",
+    SigningUnavailable => "signing_unavailable",
     InternalError => "internal_error",
 }
 
@@ -119,6 +120,9 @@ pub enum ApiError {
     /// Throttled or unreachable store: the client may retry.
     #[error("the credential store is unavailable")]
     StoreUnavailable(#[source] StoreError),
+    /// The token-signing key (KMS) failed or is unreachable: the client may retry.
+    #[error("token signing is unavailable: {0}")]
+    SigningUnavailable(String),
     /// Anything else: logged in full, reported to the client without internals.
     #[error("internal error: {0}")]
     Internal(String),
@@ -207,6 +211,10 @@ impl ApiError {
             ApiError::StoreUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StoreUnavailable)
             }
+            ApiError::SigningUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::SigningUnavailable,
+            ),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError),
         }
     }
@@ -227,7 +235,7 @@ impl ApiError {
             | ApiError::Conflict { message, .. }
             | ApiError::NotImplemented { message, .. } => (message.to_string(), None),
             ApiError::TenantMismatch => (self.to_string(), None),
-            ApiError::StoreUnavailable(_) => (
+            ApiError::StoreUnavailable(_) | ApiError::SigningUnavailable(_) => (
                 "the service is temporarily unavailable, retry shortly".to_owned(),
                 None,
             ),
@@ -248,6 +256,12 @@ pub fn found<T>(value: Option<T>, code: ErrorCode, message: &'static str) -> Res
         code,
         message: message.into(),
     })
+}
+
+impl From<crate::keys::KeyError> for ApiError {
+    fn from(err: crate::keys::KeyError) -> Self {
+        ApiError::SigningUnavailable(err.to_string())
+    }
 }
 
 impl From<crate::admin::AdminError> for ApiError {

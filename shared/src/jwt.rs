@@ -1,23 +1,22 @@
-//! The system JWT: ES256 only, with a `kid` so any service can verify it from the JWKS.
-//! Verification pins the algorithm, requires a known `kid`, and checks `iss`, `aud` and `exp`
-//! (against the injected clock, so tests can expire tokens without sleeping).
+//! The system JWT: ES256 or RS256, with a `kid` so any service can verify it from the JWKS.
+//! Verification takes the algorithm from the published key the `kid` names, never from the
+//! token, and checks `typ`, `iss`, `aud` and `exp` (against the injected clock, so tests can
+//! expire tokens without sleeping). Signing is in [`crate::keys`].
 
 use std::collections::HashMap;
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 pub use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use lambda_http::Request;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, TokenSettings, JWT_SIGNING_KEY, JWT_VERIFICATION_JWKS};
+use crate::config::{ConfigError, TokenConfig, TokenSettings, JWT_VERIFICATION_JWKS};
 use crate::error::ApiError;
 use crate::ids::{SessionId, TenantId, UserId};
+use crate::keys::{jwk_algorithm, PublishedKeys};
 
-const ALGORITHM: Algorithm = Algorithm::ES256;
 /// The `typ` header of every system JWT.
-const TYP: &str = "JWT";
+pub const TYP: &str = "JWT";
 /// Clock skew tolerated on `exp` and `iat`.
 const LEEWAY_SECS: i64 = 30;
 
@@ -75,82 +74,11 @@ impl Claims {
     }
 }
 
-/// The private key that signs tokens, with its public JWK (kid = RFC 7638 thumbprint).
-pub struct SigningKey {
-    encoding: EncodingKey,
-    public: Jwk,
-}
-
-impl std::fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigningKey(kid={})", self.kid())
-    }
-}
-
-impl SigningKey {
-    /// A P-256 private key in PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
-    pub fn from_pem(pem: &str) -> Result<Self, ConfigError> {
-        let invalid = |reason: String| ConfigError::Invalid {
-            name: JWT_SIGNING_KEY,
-            reason,
-        };
-        let parsed = pem::parse(pem.trim()).map_err(|e| invalid(e.to_string()))?;
-        if parsed.tag() != "PRIVATE KEY" {
-            return Err(invalid(
-                "expected a PKCS#8 \"PRIVATE KEY\" PEM block".into(),
-            ));
-        }
-        // Refuse anything that is not a P-256 key before jsonwebtoken sees it.
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, parsed.contents())
-            .map_err(|e| invalid(format!("not a P-256 PKCS#8 key: {e}")))?;
-        let encoding = EncodingKey::from_ec_der(parsed.contents());
-        let mut public =
-            Jwk::from_encoding_key(&encoding, ALGORITHM).map_err(|e| invalid(e.to_string()))?;
-        let kid = public
-            .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|e| invalid(e.to_string()))?;
-        public.common.key_id = Some(kid);
-        public.common.public_key_use = Some(PublicKeyUse::Signature);
-        Ok(Self { encoding, public })
-    }
-
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_pem(&crate::config::required(JWT_SIGNING_KEY)?)
-    }
-
-    /// A fresh P-256 key as PKCS#8 PEM, for development and tests.
-    pub fn generate_pem() -> Result<String, aws_lc_rs::error::Unspecified> {
-        let doc =
-            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())?;
-        Ok(pem::encode(&pem::Pem::new(
-            "PRIVATE KEY",
-            doc.as_ref().to_vec(),
-        )))
-    }
-
-    pub fn kid(&self) -> &str {
-        self.public.common.key_id.as_deref().unwrap_or_default()
-    }
-
-    /// The public half as a JWKS document.
-    pub fn jwks(&self) -> JwkSet {
-        JwkSet {
-            keys: vec![self.public.clone()],
-        }
-    }
-
-    pub fn sign(&self, claims: &Claims) -> Result<String, ApiError> {
-        let mut header = Header::new(ALGORITHM);
-        header.kid = Some(self.kid().to_owned());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
-            .map_err(|e| ApiError::internal(format!("sign token: {e}")))
-    }
-}
-
-/// Verifies system JWTs against a fixed set of public keys.
+/// Verifies system JWTs against the published keys.
 pub struct TokenVerifier {
-    keys: HashMap<String, DecodingKey>,
-    validation: Validation,
+    /// kid → the key and the one algorithm it verifies.
+    keys: HashMap<String, (Algorithm, DecodingKey)>,
+    config: TokenConfig,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -162,7 +90,7 @@ impl std::fmt::Debug for TokenVerifier {
 }
 
 impl TokenVerifier {
-    pub fn new(jwks: &JwkSet, settings: &TokenSettings) -> Result<Self, ConfigError> {
+    pub fn new(jwks: &JwkSet, config: impl Into<TokenConfig>) -> Result<Self, ConfigError> {
         let invalid = |reason: String| ConfigError::Invalid {
             name: JWT_VERIFICATION_JWKS,
             reason,
@@ -174,54 +102,60 @@ impl TokenVerifier {
                 .key_id
                 .clone()
                 .ok_or_else(|| invalid("every key needs a kid".into()))?;
-            if !matches!(
-                &jwk.algorithm,
-                jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(p)
-                    if p.curve == jsonwebtoken::jwk::EllipticCurve::P256
-            ) {
-                return Err(invalid(format!("key {kid} is not a P-256 EC key")));
-            }
+            let alg = jwk_algorithm(jwk)
+                .ok_or_else(|| invalid(format!("key {kid} is neither P-256 nor RSA")))?;
             let key = DecodingKey::from_jwk(jwk).map_err(|e| invalid(e.to_string()))?;
-            keys.insert(kid, key);
+            keys.insert(kid, (alg, key));
         }
         if keys.is_empty() {
             return Err(invalid("no keys".into()));
         }
-        let mut validation = Validation::new(ALGORITHM);
-        validation.algorithms = vec![ALGORITHM];
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        // Expiry is checked against the injected clock in `verify`.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        Ok(Self { keys, validation })
+        Ok(Self {
+            keys,
+            config: config.into(),
+        })
     }
 
-    pub fn from_jwks_json(json: &str, settings: &TokenSettings) -> Result<Self, ConfigError> {
+    /// A verifier for a function that accepts no bearer token: it refuses every one.
+    pub fn refusing_all(audience: &str) -> Self {
+        Self {
+            keys: HashMap::new(),
+            config: TokenConfig {
+                issuer: None,
+                audience: audience.to_owned(),
+            },
+        }
+    }
+
+    pub fn from_jwks_json(json: &str, config: impl Into<TokenConfig>) -> Result<Self, ConfigError> {
         let jwks: JwkSet = serde_json::from_str(json).map_err(|e| ConfigError::Invalid {
             name: JWT_VERIFICATION_JWKS,
             reason: e.to_string(),
         })?;
-        Self::new(&jwks, settings)
+        Self::new(&jwks, config)
     }
 
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_jwks_json(
-            &crate::config::required(JWT_VERIFICATION_JWKS)?,
-            &TokenSettings::from_env()?,
-        )
+    /// The published keys (KMS or JWKS document) and the configured issuer and audience.
+    pub async fn from_env(sdk_config: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let keys = PublishedKeys::from_env(sdk_config).await?;
+        Self::new(keys.jwks(), TokenConfig::from_env()?)
     }
 
-    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, ApiError> {
+    /// Verifies a token presented with `req`, for the issuer of that request.
+    pub fn verify_for(&self, req: &Request, token: &str, now: i64) -> Result<Claims, ApiError> {
+        let settings = self.config.for_request(req)?;
+        self.verify(token, &settings, now)
+    }
+
+    pub fn verify(
+        &self,
+        token: &str,
+        settings: &TokenSettings,
+        now: i64,
+    ) -> Result<Claims, ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| ApiError::unauthenticated("the bearer token is malformed"))?;
-        // RFC 8725 §3.1: the algorithm is pinned; §3.11: explicit typing.
-        if header.alg != ALGORITHM {
-            return Err(ApiError::unauthenticated(
-                "the bearer token must be signed with ES256",
-            ));
-        }
+        // RFC 8725 §3.11: explicit typing.
         if header.typ.as_deref() != Some(TYP) {
             return Err(ApiError::unauthenticated(
                 "the bearer token must have the header typ \"JWT\"",
@@ -239,14 +173,28 @@ impl TokenVerifier {
                 "the bearer token carries key-location headers (jku, jwk, x5u, x5c, crit)",
             ));
         }
-        let key = header
+        let (alg, key) = header
             .kid
             .as_deref()
             .and_then(|kid| self.keys.get(kid))
             .ok_or_else(|| {
                 ApiError::unauthenticated("the bearer token was signed by an unknown key")
             })?;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+        // RFC 8725 §3.1: the algorithm is the key's, pinned; the token's `alg` must agree.
+        if header.alg != *alg {
+            return Err(ApiError::unauthenticated(
+                "the bearer token's algorithm is not its key's",
+            ));
+        }
+        let mut validation = Validation::new(*alg);
+        validation.algorithms = vec![*alg];
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        // Expiry is checked against the injected clock below.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| {
             tracing::info!(error = %e, "token rejected");
             ApiError::unauthenticated("the bearer token is invalid")
         })?;
@@ -266,6 +214,7 @@ impl TokenVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::TokenSigner;
 
     fn settings() -> TokenSettings {
         TokenSettings {
@@ -274,31 +223,37 @@ mod tests {
         }
     }
 
-    fn key() -> SigningKey {
-        SigningKey::from_pem(&SigningKey::generate_pem().unwrap()).unwrap()
+    fn key() -> TokenSigner {
+        TokenSigner::from_pem(&TokenSigner::generate_pem().unwrap()).unwrap()
+    }
+
+    fn sign(key: &TokenSigner, claims: &Claims) -> String {
+        futures::executor::block_on(key.sign(claims)).unwrap()
     }
 
     #[test]
     fn a_signed_token_verifies_with_the_jwks_only() {
         let key = key();
-        let verifier = TokenVerifier::from_jwks_json(
-            &serde_json::to_string(&key.jwks()).unwrap(),
-            &settings(),
-        )
-        .unwrap();
+        let verifier =
+            TokenVerifier::from_jwks_json(&serde_json::to_string(&key.jwks()).unwrap(), settings())
+                .unwrap();
         let (t, u) = (TenantId::new_random(), UserId::new_random());
         let claims = Claims::new(&settings(), t, u, 1_000, 600);
-        let token = key.sign(&claims).unwrap();
+        let token = sign(&key, &claims);
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.kid.as_deref(), Some(key.kid()));
-        assert_eq!(verifier.verify(&token, 1_100).unwrap(), claims);
-        assert!(verifier.verify(&token, 1_700).is_err(), "expired");
+        assert_eq!(header.typ.as_deref(), Some(TYP));
+        assert_eq!(verifier.verify(&token, &settings(), 1_100).unwrap(), claims);
+        assert!(
+            verifier.verify(&token, &settings(), 1_700).is_err(),
+            "expired"
+        );
     }
 
     #[test]
     fn wrong_issuer_audience_or_key_are_refused() {
         let (a, b) = (key(), key());
-        let verifier = TokenVerifier::new(&a.jwks(), &settings()).unwrap();
+        let verifier = TokenVerifier::new(&a.jwks(), settings()).unwrap();
         let claims = Claims::new(
             &settings(),
             TenantId::new_random(),
@@ -306,19 +261,43 @@ mod tests {
             0,
             600,
         );
-        assert!(verifier.verify(&b.sign(&claims).unwrap(), 10).is_err());
+        assert!(verifier
+            .verify(&sign(&b, &claims), &settings(), 10)
+            .is_err());
         let mut other = claims.clone();
         other.aud = "someone-else".into();
-        assert!(verifier.verify(&a.sign(&other).unwrap(), 10).is_err());
-        let mut other = claims;
+        assert!(verifier.verify(&sign(&a, &other), &settings(), 10).is_err());
+        let mut other = claims.clone();
         other.iss = "https://evil".into();
-        assert!(verifier.verify(&a.sign(&other).unwrap(), 10).is_err());
+        assert!(verifier.verify(&sign(&a, &other), &settings(), 10).is_err());
+        // The same token, checked for another request's issuer.
+        let elsewhere = TokenSettings {
+            issuer: "https://other.test".into(),
+            ..settings()
+        };
+        assert!(verifier.verify(&sign(&a, &claims), &elsewhere, 10).is_err());
+    }
+
+    #[test]
+    fn a_verifier_for_no_tokens_refuses_every_token() {
+        let key = key();
+        let claims = Claims::new(
+            &settings(),
+            TenantId::new_random(),
+            UserId::new_random(),
+            0,
+            600,
+        );
+        let verifier = TokenVerifier::refusing_all("apps");
+        assert!(verifier
+            .verify(&sign(&key, &claims), &settings(), 10)
+            .is_err());
     }
 
     #[test]
     fn non_p256_or_bad_pem_is_a_config_error() {
-        assert!(SigningKey::from_pem("garbage").is_err());
+        assert!(TokenSigner::from_pem("garbage").is_err());
         let not_private = pem::encode(&pem::Pem::new("PUBLIC KEY", vec![1, 2, 3]));
-        assert!(SigningKey::from_pem(&not_private).is_err());
+        assert!(TokenSigner::from_pem(&not_private).is_err());
     }
 }

@@ -1,5 +1,5 @@
 //! Shared library of the passkey and MFA service: WebAuthn ceremonies (webauthn-rs), tenant
-//! checks, system JWTs (jsonwebtoken, ES256) and DynamoDB access (aws-sdk-dynamodb).
+//! checks, system JWTs (jsonwebtoken, ES256 or RS256, signed in KMS or with a PEM key) and DynamoDB access (aws-sdk-dynamodb).
 
 pub mod account;
 pub mod admin;
@@ -15,8 +15,10 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod jwt;
+pub mod keys;
 pub mod mfa;
 pub mod passwordless;
+pub mod secrets;
 pub mod session;
 pub mod state;
 pub mod store;

@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::MFA_SETUP_SCOPE;
 use crate::clock::rfc3339;
-use crate::config::{ConfigError, TokenSettings};
+use crate::config::{ConfigError, TokenConfig, TokenSettings};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{ChallengeId, TenantId, UserId};
-use crate::jwt::{Claims, SigningKey};
+use crate::jwt::Claims;
+use crate::keys::TokenSigner;
 use crate::store::{ChallengeKind, ChallengeRecord, ConsumeChallenge, CredentialRecord, Store};
 use crate::tenant::{MethodType, Tenant};
 use crate::webauthn::AuthenticationState;
@@ -18,8 +19,7 @@ use crate::webauthn::AuthenticationState;
 pub const MFA_CHALLENGE_TTL_SECS: i64 = 300;
 
 /// What `/v1/auth/mfa/webauthn/options` attaches to the MFA challenge: the webauthn-rs state,
-/// and the tenant (without its secret: [`Tenant::without_secret`]) and credentials it was built
-/// from, so completion needs no further reads. The credentials' counters here are a snapshot:
+/// and the tenant and credentials it was built from, so completion needs no further reads. The credentials' counters here are a snapshot:
 /// completion judges the counter against the live value when it writes it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct MfaCeremony {
@@ -65,20 +65,36 @@ pub struct MfaResponse {
 /// Signs system JWTs; built once per cold start by the functions that issue them.
 #[derive(Debug)]
 pub struct TokenIssuer {
-    pub key: SigningKey,
-    pub settings: TokenSettings,
+    pub signer: TokenSigner,
+    pub config: TokenConfig,
 }
 
 impl TokenIssuer {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub async fn from_env(sdk_config: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         Ok(Self {
-            key: SigningKey::from_env()?,
-            settings: TokenSettings::from_env()?,
+            signer: TokenSigner::from_env(sdk_config).await?,
+            config: TokenConfig::from_env()?,
         })
     }
 
+    /// The issuer of one request: its `iss` is the configured issuer or the API's URL.
+    pub fn for_request(&self, req: &lambda_http::Request) -> Result<Minter<'_>, ApiError> {
+        Ok(Minter {
+            signer: &self.signer,
+            settings: self.config.for_request(req)?,
+        })
+    }
+}
+
+/// Issues the tokens of one request.
+pub struct Minter<'a> {
+    signer: &'a TokenSigner,
+    pub settings: TokenSettings,
+}
+
+impl Minter<'_> {
     /// A token for a login that just happened, with its RFC 8176 methods.
-    pub fn issue(
+    pub async fn issue(
         &self,
         tenant: &Tenant,
         user: UserId,
@@ -86,24 +102,33 @@ impl TokenIssuer {
         scope: Option<&str>,
         now: i64,
     ) -> Result<(String, Claims), ApiError> {
-        let mut claims = Claims::new(
+        let mut claims = self.claims(tenant, user, now);
+        claims.auth_time = Some(now);
+        claims.amr = amr.iter().map(|m| (*m).to_owned()).collect();
+        claims.scope = scope.map(str::to_owned);
+        Ok((self.sign(&claims).await?, claims))
+    }
+
+    /// Claims for `user` with the tenant's token lifetime.
+    pub fn claims(&self, tenant: &Tenant, user: UserId, now: i64) -> Claims {
+        Claims::new(
             &self.settings,
             tenant.tenant_id,
             user,
             now,
             i64::from(tenant.token_ttl_secs),
-        );
-        claims.auth_time = Some(now);
-        claims.amr = amr.iter().map(|m| (*m).to_owned()).collect();
-        claims.scope = scope.map(str::to_owned);
-        Ok((self.key.sign(&claims)?, claims))
+        )
+    }
+
+    pub async fn sign(&self, claims: &Claims) -> Result<String, ApiError> {
+        Ok(self.signer.sign(claims).await?)
     }
 }
 
 /// Applies the tenant's policy to a successful second factor and builds the response.
 pub async fn conclude(
     store: &Store,
-    issuer: &TokenIssuer,
+    issuer: &Minter<'_>,
     tenant: &Tenant,
     user: UserId,
     credentials: &[CredentialRecord],
@@ -115,7 +140,7 @@ pub async fn conclude(
         outcome @ (Outcome::SetupOnly | Outcome::Full) => {
             let setup_only = outcome == Outcome::SetupOnly;
             let scope = setup_only.then_some(MFA_SETUP_SCOPE);
-            let (token, claims) = issuer.issue(tenant, user, amr, scope, now)?;
+            let (token, claims) = issuer.issue(tenant, user, amr, scope, now).await?;
             Ok(MfaResponse {
                 token: Some(token),
                 expires_at: rfc3339(claims.exp),

@@ -12,6 +12,7 @@ use webauthn_rs_proto::{
     UserVerificationPolicy,
 };
 
+use crate::config::{ConfigError, CONCEALMENT_SECRET_ID};
 use crate::crypto::{hmac_sha256, random_bytes};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{TenantId, UserId};
@@ -145,6 +146,47 @@ pub async fn resolve_user(
     }
 }
 
+/// The deployment secret each tenant's concealment key is derived from. It lives in Secrets
+/// Manager, not in the tenants table beside the data it protects: a copy of the tables alone
+/// cannot tell stand-in options from real ones.
+pub struct ConcealmentKey {
+    secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for ConcealmentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConcealmentKey(..)")
+    }
+}
+
+/// A concealment secret shorter than this is refused at start-up.
+const MIN_CONCEALMENT_SECRET_BYTES: usize = 32;
+
+impl ConcealmentKey {
+    pub fn new(secret: &[u8]) -> Result<Self, ConfigError> {
+        if secret.len() < MIN_CONCEALMENT_SECRET_BYTES {
+            return Err(ConfigError::Invalid {
+                name: CONCEALMENT_SECRET_ID,
+                reason: format!("must be at least {MIN_CONCEALMENT_SECRET_BYTES} bytes"),
+            });
+        }
+        Ok(Self {
+            secret: secret.to_vec(),
+        })
+    }
+
+    /// The secret from the Secrets Manager secret `CONCEALMENT_SECRET_ID` names.
+    pub async fn from_env(sdk_config: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let client = crate::secrets::secrets_client(sdk_config);
+        Self::new(&crate::secrets::secret_named_by(&client, CONCEALMENT_SECRET_ID).await?)
+    }
+
+    /// The tenant's key: HMAC of its id under the deployment secret.
+    fn for_tenant(&self, tenant: &TenantId) -> Vec<u8> {
+        hmac_sha256(&self.secret, format!("tenant:{tenant}").as_bytes())
+    }
+}
+
 /// Lengths real credential ids have (16 to 64 bytes); stand-ins pick among them.
 const STAND_IN_ID_LENGTHS: [usize; 4] = [16, 32, 48, 64];
 /// Transports real credentials list (none, when the client did not report them); stand-ins
@@ -161,15 +203,17 @@ const STAND_IN_TRANSPORTS: [Option<&[AuthenticatorTransport]>; 4] = [
 
 /// Options for a user the tenant conceals: the shape real options have, a fresh challenge,
 /// and one or two stand-in credentials whose ids (16–64 bytes) and transports are derived
-/// from the tenant's secret and the address, so asking twice shows the same ones, as it would
-/// for a real user, and nobody without the secret can tell them from real ones.
+/// from the tenant's concealment key and the address, so asking twice shows the same ones, as
+/// it would for a real user, and nobody without the key can tell them from real ones.
 pub fn concealed_options(
+    key: &ConcealmentKey,
     tenant: &Tenant,
     email: &str,
 ) -> Result<PublicKeyCredentialRequestOptions, ApiError> {
+    let tenant_key = key.for_tenant(&tenant.tenant_id);
     let derive = |label: &str| {
         hmac_sha256(
-            tenant.secret.as_bytes(),
+            &tenant_key,
             format!("conceal:{label}:{}", normalise_email(email)).as_bytes(),
         )
     };
@@ -217,10 +261,11 @@ mod tests {
     }
 
     #[test]
-    fn stand_in_ids_are_stable_per_address_and_secret() {
+    fn stand_in_ids_are_stable_per_address_tenant_and_secret() {
+        let key = ConcealmentKey::new(&[7u8; 32]).unwrap();
         let tenant = Tenant::new("t", "localhost", vec!["http://localhost".into()], 0);
-        let a = concealed_options(&tenant, "x@example.com").unwrap();
-        let b = concealed_options(&tenant, "X@example.com ").unwrap();
+        let a = concealed_options(&key, &tenant, "x@example.com").unwrap();
+        let b = concealed_options(&key, &tenant, "X@example.com ").unwrap();
         let ids = |o: &PublicKeyCredentialRequestOptions| {
             o.allow_credentials
                 .iter()
@@ -231,14 +276,18 @@ mod tests {
         assert_ne!(a.challenge, b.challenge);
         // Across addresses, stand-ins vary in number and length as real credentials do.
         let shapes: std::collections::BTreeSet<Vec<usize>> = (0..64)
-            .map(|i| concealed_options(&tenant, &format!("u{i}@example.com")).unwrap())
+            .map(|i| concealed_options(&key, &tenant, &format!("u{i}@example.com")).unwrap())
             .map(|o| o.allow_credentials.iter().map(|c| c.id.len()).collect())
             .collect();
         assert!(shapes.iter().any(|s| s.len() == 1) && shapes.iter().any(|s| s.len() == 2));
         assert!(shapes.iter().flatten().any(|len| *len == 16));
         assert!(shapes.iter().flatten().any(|len| *len == 64));
         let other = Tenant::new("t", "localhost", vec!["http://localhost".into()], 0);
-        let c = concealed_options(&other, "x@example.com").unwrap();
+        let c = concealed_options(&key, &other, "x@example.com").unwrap();
         assert_ne!(a.allow_credentials[0].id, c.allow_credentials[0].id);
+        let other_key = ConcealmentKey::new(&[8u8; 32]).unwrap();
+        let d = concealed_options(&other_key, &tenant, "x@example.com").unwrap();
+        assert_ne!(a.allow_credentials[0].id, d.allow_credentials[0].id);
+        assert!(ConcealmentKey::new(&[1u8; 31]).is_err());
     }
 }

@@ -14,7 +14,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::http::optional_tenant_header;
 use crate::ids::{SessionId, UserId};
 use crate::jwt::Claims;
-use crate::mfa::TokenIssuer;
+use crate::mfa::Minter;
 use crate::store::{SessionRecord, Store};
 use crate::tenant::{ensure_same_tenant, Tenant};
 
@@ -85,23 +85,17 @@ pub fn match_token(session: &SessionRecord, presented_hash: &str) -> TokenMatch 
 }
 
 /// An access token (the system JWT) for a session: the login's time and methods, and `sid`.
-pub fn access_token(
-    issuer: &TokenIssuer,
+pub async fn access_token(
+    issuer: &Minter<'_>,
     tenant: &Tenant,
     session: &SessionRecord,
     now: i64,
 ) -> Result<(String, Claims), ApiError> {
-    let mut claims = Claims::new(
-        &issuer.settings,
-        tenant.tenant_id,
-        session.user_id,
-        now,
-        i64::from(tenant.token_ttl_secs),
-    );
+    let mut claims = issuer.claims(tenant, session.user_id, now);
     claims.auth_time = Some(session.auth_time);
     claims.amr = session.amr.clone();
     claims.sid = Some(session.session_id);
-    Ok((issuer.key.sign(&claims)?, claims))
+    Ok((issuer.sign(&claims).await?, claims))
 }
 
 /// `data` of a successful passwordless login (seed 003) or refresh.

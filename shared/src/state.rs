@@ -3,10 +3,15 @@
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{dynamodb_client, ConfigError, TableNames};
+use crate::config::{dynamodb_client_from, required, ConfigError, TableNames, JWT_AUDIENCE};
 use crate::jwt::TokenVerifier;
 use crate::mfa::TokenIssuer;
 use crate::store::Store;
+
+/// The AWS SDK configuration (region, credentials, `AWS_ENDPOINT_URL`), loaded once.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_from_env().await
+}
 
 /// Store, token verifier and clock: the part of the state every endpoint needs.
 #[derive(Clone, Debug)]
@@ -17,12 +22,34 @@ pub struct Common {
 }
 
 impl Common {
-    /// Reads configuration from the environment `template.yaml` sets and builds the clients.
+    /// The state of a function that accepts bearer tokens: reads configuration from the
+    /// environment `template.yaml` sets, builds the clients and fetches the published keys.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let tables = TableNames::from_env()?;
-        let tokens = TokenVerifier::from_env()?;
+        Self::verifying(&sdk_config().await).await
+    }
+
+    /// The state of a function that accepts no bearer token (challenge-, refresh-token- or
+    /// IAM-authenticated): no key is fetched, and any token is refused.
+    pub async fn without_tokens_from_env() -> Result<Self, ConfigError> {
+        Self::without_tokens(&sdk_config().await)
+    }
+
+    pub async fn verifying(sdk_config: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let tokens = TokenVerifier::from_env(sdk_config).await?;
+        Self::with_verifier(sdk_config, tokens)
+    }
+
+    pub fn without_tokens(sdk_config: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let tokens = TokenVerifier::refusing_all(&required(JWT_AUDIENCE)?);
+        Self::with_verifier(sdk_config, tokens)
+    }
+
+    fn with_verifier(
+        sdk_config: &aws_config::SdkConfig,
+        tokens: TokenVerifier,
+    ) -> Result<Self, ConfigError> {
         Ok(Self {
-            store: Store::new(dynamodb_client().await, tables),
+            store: Store::new(dynamodb_client_from(sdk_config), TableNames::from_env()?),
             tokens: Arc::new(tokens),
             clock: Arc::new(SystemClock),
         })
@@ -33,7 +60,8 @@ impl Common {
     }
 }
 
-/// `Common` plus the signing key: the state of the functions that issue tokens.
+/// `Common` plus the signing key: the state of the functions that issue tokens (they accept
+/// no bearer token themselves).
 #[derive(Debug)]
 pub struct Issuing {
     pub common: Common,
@@ -42,9 +70,13 @@ pub struct Issuing {
 
 impl Issuing {
     pub async fn from_env() -> Result<Self, ConfigError> {
+        Self::new(&sdk_config().await).await
+    }
+
+    pub async fn new(sdk_config: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         Ok(Self {
-            issuer: TokenIssuer::from_env()?,
-            common: Common::from_env().await?,
+            issuer: TokenIssuer::from_env(sdk_config).await?,
+            common: Common::without_tokens(sdk_config)?,
         })
     }
 }

@@ -101,34 +101,6 @@ fn default_enroll_without_authenticator() -> bool {
     true
 }
 
-/// A per-tenant secret (never returned by the API): keys the stand-in credential ids shown for
-/// unknown users when the tenant conceals them, so they are stable but not computable.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TenantSecret(String);
-
-impl TenantSecret {
-    pub fn generate() -> Result<Self, ApiError> {
-        Ok(Self(crate::crypto::hex(
-            &crate::crypto::random_bytes::<32>()?,
-        )))
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for TenantSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TenantSecret(..)")
-    }
-}
-
 /// A tenant as stored in the tenants table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
@@ -185,9 +157,6 @@ pub struct Tenant {
     /// enrollment are left). Off by default: 409 `last_factor`.
     #[serde(default)]
     pub allow_removing_last_factor: bool,
-    /// Never returned by the API, and never copied into challenge items.
-    #[serde(default, skip_serializing_if = "TenantSecret::is_empty")]
-    pub secret: TenantSecret,
     pub created_at: i64,
 }
 
@@ -211,8 +180,6 @@ impl Tenant {
             reauthentication_window_secs: default_reauthentication_window(),
             session_max_age_secs: default_session_max_age(),
             allow_removing_last_factor: false,
-            // Only empty if the OS RNG fails; `validate` refuses such a tenant.
-            secret: TenantSecret::generate().unwrap_or_default(),
             created_at,
         }
     }
@@ -220,14 +187,6 @@ impl Tenant {
     /// Seconds an audit record of this tenant is kept.
     pub fn audit_retention_secs(&self) -> i64 {
         i64::from(self.audit_retention_days) * 86_400
-    }
-
-    /// The tenant without its secret: what may be copied into other items (MFA state).
-    pub fn without_secret(&self) -> Self {
-        Self {
-            secret: TenantSecret::default(),
-            ..self.clone()
-        }
     }
 
     /// When a passwordless session opened at `created_at` has to end for good, and when its
@@ -275,9 +234,6 @@ impl Tenant {
         }
         if !(1..=3650).contains(&self.audit_retention_days) {
             return Err("audit retention must be between 1 and 3650 days".into());
-        }
-        if self.secret.is_empty() {
-            return Err("the tenant secret could not be generated".into());
         }
         if let Some(m) = self.required_methods.iter().find(|m| !self.allows(**m)) {
             return Err(format!("required method {m} is not enabled"));

@@ -20,7 +20,7 @@ pub struct State {
 impl State {
     pub async fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            common: Common::from_env().await?,
+            common: Common::without_tokens_from_env().await?,
         })
     }
 }

@@ -59,6 +59,9 @@ async fn refresh(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
         return Err(invalid_refresh_token());
     }
 
+    // Signed before the rotation: if signing fails, the presented refresh token stays the
+    // current one, so the client's retry is not mistaken for a reuse.
+    let (access, _) = access_token(&state.issuer.for_request(req)?, &tenant, &session, now).await?;
     let next = new_refresh_token(&session.session_id)?;
     let rotated = store
         .rotate_refresh_token(&Rotation {
@@ -79,7 +82,6 @@ async fn refresh(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
             _ => Err(invalid_refresh_token()),
         };
     }
-    let (access, _) = access_token(&state.issuer, &tenant, &session, now)?;
     Ok(v1_ok(
         &TokenData {
             access_token: access,

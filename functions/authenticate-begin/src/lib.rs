@@ -12,7 +12,7 @@ use shared::config::ConfigError;
 use shared::error::{ApiError, ErrorCode};
 use shared::http::{json_body, optional_tenant_header, request_id, respond_v1, v1_ok, ApiResult};
 use shared::passwordless::{
-    concealed_options, parse_email, resolve_user, unknown_user, LoginCeremony,
+    concealed_options, parse_email, resolve_user, unknown_user, ConcealmentKey, LoginCeremony,
 };
 use shared::state::Common;
 use shared::store::{ChallengeKind, ChallengeRecord};
@@ -21,12 +21,16 @@ use tracing::{instrument, Span};
 
 pub struct State {
     pub common: Common,
+    /// Keys the stand-in options of concealed users (from Secrets Manager).
+    pub concealment: ConcealmentKey,
 }
 
 impl State {
     pub async fn from_env() -> Result<Self, ConfigError> {
+        let sdk = shared::state::sdk_config().await;
         Ok(Self {
-            common: Common::from_env().await?,
+            concealment: ConcealmentKey::from_env(&sdk).await?,
+            common: Common::without_tokens(&sdk)?,
         })
     }
 }
@@ -68,7 +72,7 @@ async fn begin(state: &State, req: &Request) -> ApiResult {
             ));
         }
         // A known user without credentials looks exactly like an unknown one.
-        let options = concealed_options(tenant, &email)?;
+        let options = concealed_options(&state.concealment, tenant, &email)?;
         (options, LoginCeremony { auth: None }, unknown_user())
     } else {
         let started = start_authentication(tenant, &credentials, true)?;

@@ -281,7 +281,7 @@ async fn open_session(
         revoked_at: None,
         revoked_reason: None,
     };
-    let (access, _) = access_token(&state.issuer, tenant, &session, now)?;
+    let (access, _) = access_token(&state.issuer.for_request(req)?, tenant, &session, now).await?;
     audit.session = Some(session_id);
 
     let audit_record = audit

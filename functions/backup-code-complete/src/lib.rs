@@ -30,10 +30,11 @@ pub struct State {
 
 impl State {
     pub async fn from_env() -> Result<Self, ConfigError> {
+        let sdk = shared::state::sdk_config().await;
         Ok(Self {
-            issuer: TokenIssuer::from_env()?,
-            backup_codes: BackupCodeHasher::from_env()?,
-            common: Common::from_env().await?,
+            issuer: TokenIssuer::from_env(&sdk).await?,
+            backup_codes: BackupCodeHasher::from_env(&sdk).await?,
+            common: Common::without_tokens(&sdk)?,
         })
     }
 }
@@ -136,7 +137,7 @@ async fn backup_code_complete(state: &State, req: &Request, audit: &mut Audit) -
     }
     let response = conclude(
         store,
-        &state.issuer,
+        &state.issuer.for_request(req)?,
         &tenant,
         user_id,
         &credentials,

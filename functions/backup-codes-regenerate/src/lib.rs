@@ -18,9 +18,10 @@ pub struct State {
 
 impl State {
     pub async fn from_env() -> Result<Self, ConfigError> {
+        let sdk = shared::state::sdk_config().await;
         Ok(Self {
-            backup_codes: BackupCodeHasher::from_env()?,
-            common: Common::from_env().await?,
+            backup_codes: BackupCodeHasher::from_env(&sdk).await?,
+            common: Common::verifying(&sdk).await?,
         })
     }
 }

@@ -1,12 +1,14 @@
 //! `GET /.well-known/jwks.json`: the public keys of the system JWT, for API Gateway's JWT
-//! authorizer and any service that verifies our tokens.
+//! authorizer and any service that verifies our tokens. The discovery document
+//! (`/.well-known/openid-configuration`) points here.
 
 use lambda_http::http::header::{HeaderValue, CACHE_CONTROL};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use shared::config::{required, ConfigError, TokenSettings, JWT_VERIFICATION_JWKS};
+use shared::config::{ConfigError, TokenConfig, JWT_VERIFICATION_JWKS};
 use shared::http::{json_response, request_id};
-use shared::jwt::{JwkSet, TokenVerifier};
+use shared::jwt::TokenVerifier;
+use shared::keys::PublishedKeys;
 use tracing::instrument;
 
 pub struct State {
@@ -15,24 +17,24 @@ pub struct State {
 }
 
 impl State {
-    /// Refuses to start on a document that the verifiers would not accept either.
-    pub fn new(jwks_json: &str, settings: &TokenSettings) -> Result<Self, ConfigError> {
-        TokenVerifier::from_jwks_json(jwks_json, settings)?;
-        let invalid = |e: serde_json::Error| ConfigError::Invalid {
+    /// Refuses to start on a key set that the verifiers would not accept either.
+    pub fn new(keys: &PublishedKeys, config: &TokenConfig) -> Result<Self, ConfigError> {
+        TokenVerifier::new(keys.jwks(), config.clone())?;
+        // Re-serialised through the typed JWK set, so only public parameters are ever served
+        // (a private `d` pasted into a JWKS document by mistake is dropped).
+        let jwks = serde_json::to_value(keys.jwks()).map_err(|e| ConfigError::Invalid {
             name: JWT_VERIFICATION_JWKS,
             reason: e.to_string(),
-        };
-        // Re-serialised through the typed JWK set, so only public parameters are ever served
-        // (a private `d` pasted in by mistake is dropped).
-        let set: JwkSet = serde_json::from_str(jwks_json).map_err(invalid)?;
-        let jwks = serde_json::to_value(&set).map_err(invalid)?;
+        })?;
         Ok(Self { jwks })
     }
 
+    /// The published keys: from KMS (`JWT_KMS_KEY_IDS`) or a JWKS document.
     pub async fn from_env() -> Result<Self, ConfigError> {
+        let sdk = shared::state::sdk_config().await;
         Self::new(
-            &required(JWT_VERIFICATION_JWKS)?,
-            &TokenSettings::from_env()?,
+            &PublishedKeys::from_env(&sdk).await?,
+            &TokenConfig::from_env()?,
         )
     }
 }

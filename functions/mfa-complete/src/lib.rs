@@ -89,7 +89,7 @@ async fn mfa_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiRes
     let amr = amr(record, result.user_verified());
     let response = conclude(
         store,
-        &state.issuer,
+        &state.issuer.for_request(req)?,
         tenant,
         challenge.user_id,
         &ceremony.credentials,

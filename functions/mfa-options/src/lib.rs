@@ -35,7 +35,7 @@ pub struct State {
 impl State {
     pub async fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            common: Common::from_env().await?,
+            common: Common::without_tokens_from_env().await?,
         })
     }
 }
@@ -94,7 +94,7 @@ async fn mfa_options(state: &State, req: &Request, audit: &mut Option<Audit>) ->
     let started = start_authentication(&tenant, &credentials, false)?;
     let ceremony = MfaCeremony {
         auth: started.state,
-        tenant: tenant.without_secret(),
+        tenant: tenant.clone(),
         credentials,
     };
     let serialized = serde_json::to_string(&ceremony)

@@ -19,6 +19,7 @@ fn context(app: &TestApp) -> Context {
     Context {
         store: app.store.clone(),
         token_settings: settings(),
+        kms_signing_key: None,
         signing_key_pem: None,
     }
 }
@@ -129,9 +130,13 @@ async fn operators_create_tenants_users_and_tokens_that_the_api_accepts() {
     )
     .await
     .unwrap();
-    let verifier = TokenVerifier::from_jwks_json(&jwks.to_string(), &settings()).unwrap();
+    let verifier = TokenVerifier::from_jwks_json(&jwks.to_string(), settings()).unwrap();
     let claims = verifier
-        .verify(token["token"].as_str().unwrap(), app.clock_now())
+        .verify(
+            token["token"].as_str().unwrap(),
+            &settings(),
+            app.clock_now(),
+        )
         .unwrap();
     assert_eq!((claims.tenant_id, claims.sub), (tenant_id, user_id));
     assert_eq!(claims.exp - claims.iat, 120);
@@ -349,7 +354,6 @@ async fn tenant_create_sets_the_passwordless_settings() {
     assert!(tenant.conceal_unknown_users);
     assert_eq!(tenant.refresh_token_ttl_secs, 3600);
     assert_eq!(tenant.audit_retention_days, 30);
-    assert!(!tenant.secret.is_empty());
     let refused = authctl(
         &ctx,
         &[

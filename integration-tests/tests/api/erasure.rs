@@ -22,6 +22,7 @@ async fn authctl(store: &Store, args: &[&str]) -> Result<Value, String> {
     let ctx = Context {
         store: store.clone(),
         token_settings: settings(),
+        kms_signing_key: None,
         signing_key_pem: None,
     };
     run(cli.command, &ctx).await

@@ -47,6 +47,8 @@ pub enum Operation {
     BatchGetItem,
     BatchWriteItem,
     TransactWriteItems,
+    /// KMS `Sign` (`TrentService.Sign`): the proxy fronts moto's KMS as well.
+    Sign,
     Any,
 }
 

@@ -253,6 +253,7 @@ async fn a_tenant_that_turned_it_off_still_answers_no_credentials() {
     let ctx = Context {
         store: app.store.clone(),
         token_settings: settings(),
+        kms_signing_key: None,
         signing_key_pem: None,
     };
     let mut created = Vec::new();

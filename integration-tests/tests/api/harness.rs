@@ -16,8 +16,10 @@ use shared::clock::{Clock, ManualClock};
 use shared::codes::BackupCodeHasher;
 use shared::config::{TableNames, TokenSettings};
 use shared::ids::{ChallengeId, TenantId};
-use shared::jwt::{Claims, SigningKey, TokenVerifier};
+use shared::jwt::{Claims, TokenVerifier};
+use shared::keys::{KeyError, PublishedKeys, TokenSigner};
 use shared::mfa::TokenIssuer;
+use shared::passwordless::ConcealmentKey;
 use shared::state::Common;
 use shared::store::{Store, UserRecord};
 use shared::tenant::Tenant;
@@ -34,6 +36,33 @@ use webauthn_rs_proto::{
 pub const ORIGIN: &str = "http://localhost:3000";
 pub const RP_ID: &str = "localhost";
 pub const PEPPER: &[u8] = b"integration-tests-backup-code-pepper-0123456789";
+pub const CONCEALMENT_SECRET: &[u8] = b"integration-tests-concealment-secret-0123456789";
+
+/// The tests' PEM signing key: the production signer, with a blocking `sign` (a PEM key does
+/// no I/O), so tests mint tokens without awaiting.
+pub struct TestKey(TokenSigner);
+
+impl TestKey {
+    pub fn from_pem(pem: &str) -> Result<Self, shared::config::ConfigError> {
+        TokenSigner::from_pem(pem).map(Self)
+    }
+
+    pub fn generate_pem() -> Result<String, aws_lc_rs::error::Unspecified> {
+        TokenSigner::generate_pem()
+    }
+
+    pub fn sign(&self, claims: &Claims) -> Result<String, KeyError> {
+        futures::executor::block_on(self.0.sign(claims))
+    }
+}
+
+impl std::ops::Deref for TestKey {
+    type Target = TokenSigner;
+
+    fn deref(&self) -> &TokenSigner {
+        &self.0
+    }
+}
 
 pub struct Env {
     /// The watcher shell; it outlives the tests and reaps moto itself.
@@ -126,7 +155,7 @@ pub async fn env() -> &'static Env {
             _moto: moto,
             endpoint,
             tables,
-            signing_pem: SigningKey::generate_pem().expect("signing key"),
+            signing_pem: TokenSigner::generate_pem().expect("signing key"),
         }
     })
     .await
@@ -134,8 +163,8 @@ pub async fn env() -> &'static Env {
 
 fn issuer(pem: &str) -> TokenIssuer {
     TokenIssuer {
-        key: SigningKey::from_pem(pem).expect("key"),
-        settings: settings(),
+        signer: TokenSigner::from_pem(pem).expect("key"),
+        config: settings().into(),
     }
 }
 
@@ -150,7 +179,7 @@ pub fn settings() -> TokenSettings {
 pub struct TestApp {
     pub store: Store,
     pub clock: ManualClock,
-    pub key: Arc<SigningKey>,
+    pub key: Arc<TestKey>,
     pub tenant: Tenant,
     pub user: UserRecord,
     pub register_options: register_options::State,
@@ -185,8 +214,8 @@ impl TestApp {
     pub async fn build(store: Store, configure: impl FnOnce(&mut Tenant)) -> Self {
         let env = env().await;
         let clock = ManualClock::starting_now();
-        let key = Arc::new(SigningKey::from_pem(&env.signing_pem).expect("key"));
-        let verifier = Arc::new(TokenVerifier::new(&key.jwks(), &settings()).expect("verifier"));
+        let key = Arc::new(TestKey::from_pem(&env.signing_pem).expect("key"));
+        let verifier = Arc::new(TokenVerifier::new(&key.jwks(), settings()).expect("verifier"));
         let mut tenant = Tenant::new("Acme", RP_ID, vec![ORIGIN.into()], clock.now());
         configure(&mut tenant);
         let common = Common {
@@ -194,7 +223,7 @@ impl TestApp {
             tokens: verifier,
             clock: Arc::new(clock.clone()),
         };
-        let jwks_json = serde_json::to_string(&key.jwks()).expect("jwks");
+        let published = PublishedKeys::new(key.jwks());
         let app = Self {
             store: store.clone(),
             clock: clock.clone(),
@@ -229,6 +258,7 @@ impl TestApp {
             },
             authenticate_begin: authenticate_begin::State {
                 common: common.clone(),
+                concealment: ConcealmentKey::new(CONCEALMENT_SECRET).expect("secret"),
             },
             authenticate_complete: authenticate_complete::State {
                 common: common.clone(),
@@ -250,7 +280,7 @@ impl TestApp {
                 without_iam: false,
             },
             common,
-            jwks: jwks::State::new(&jwks_json, &settings()).expect("jwks state"),
+            jwks: jwks::State::new(&published, &settings().into()).expect("jwks state"),
         };
         // Best effort: a store that is down on purpose has no tenant.
         let _ = app.store.create_tenant(&app.tenant).await;

@@ -11,6 +11,7 @@ mod faults;
 mod first_enrollment;
 mod garbage;
 mod harness;
+mod kms;
 mod lifecycle;
 mod mfa;
 mod passwordless;

@@ -93,7 +93,7 @@ async fn audit_of(app: &TestApp, user: Option<&UserRecord>) -> Vec<AuditRecord> 
 }
 
 fn verifier(app: &TestApp) -> TokenVerifier {
-    TokenVerifier::new(&app.key.jwks(), &settings()).unwrap()
+    TokenVerifier::new(&app.key.jwks(), settings()).unwrap()
 }
 
 /// Points the options at another authenticator's credential, as an attacker holding that
@@ -153,7 +153,7 @@ async fn a_passkey_login_returns_the_seed_body_and_records_session_device_creden
     // The access token is the system JWT, verifiable with the published keys.
     let now = app.clock_now();
     let claims = verifier(&app)
-        .verify(data["access_token"].as_str().unwrap(), now)
+        .verify(data["access_token"].as_str().unwrap(), &settings(), now)
         .unwrap();
     assert_eq!(claims.sub, user.user_id);
     assert_eq!(claims.tenant_id, app.tenant.tenant_id);
@@ -607,7 +607,11 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_session() {
     let (user, login) = logged_in(&app).await;
     let first = login["refresh_token"].as_str().unwrap();
     let sid = verifier(&app)
-        .verify(login["access_token"].as_str().unwrap(), app.clock_now())
+        .verify(
+            login["access_token"].as_str().unwrap(),
+            &settings(),
+            app.clock_now(),
+        )
         .unwrap()
         .sid
         .unwrap();
@@ -621,7 +625,11 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_session() {
     assert_ne!(second, first);
     assert_eq!(data["token_type"], "bearer");
     let claims = verifier(&app)
-        .verify(data["access_token"].as_str().unwrap(), app.clock_now())
+        .verify(
+            data["access_token"].as_str().unwrap(),
+            &settings(),
+            app.clock_now(),
+        )
         .unwrap();
     assert_eq!((claims.sid, claims.sub), (Some(sid), user.user_id));
     // auth_time stays the time of the login.

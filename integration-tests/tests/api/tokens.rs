@@ -1,11 +1,11 @@
 //! Bearer tokens on the registration endpoints: 401 for anything not a valid system JWT.
 
+use crate::harness::TestKey as SigningKey;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use lambda_http::http::StatusCode;
 use serde_json::json;
-use shared::jwt::SigningKey;
 
 use crate::harness::{TestApp, ORIGIN};
 

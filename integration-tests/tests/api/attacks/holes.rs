@@ -534,9 +534,10 @@ async fn sessions_end_at_their_absolute_age_however_often_they_are_refreshed() {
         .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
 }
 
-/// MFA options copy the tenant into the challenge item, but never its secret.
+/// MFA options copy the tenant into the challenge item; neither holds a secret (concealment
+/// keys derive from a deployment secret in Secrets Manager, not from the tenants table).
 #[tokio::test]
-async fn mfa_challenge_items_carry_no_tenant_secret() {
+async fn mfa_challenge_and_tenant_items_carry_no_secret() {
     let app = TestApp::new().await;
     let mut key = Authenticator::security_key();
     assert_eq!(
@@ -556,11 +557,21 @@ async fn mfa_challenge_items_carry_no_tenant_secret() {
         .unwrap();
     let state = item.state.unwrap();
     assert!(!state.contains("\"secret\""), "{state}");
-    let secret = serde_json::to_value(&app.tenant).unwrap()["secret"]
-        .as_str()
+    let tenant = app
+        .store
+        .client()
+        .get_item()
+        .table_name(&app.store.tables().tenants)
+        .key(
+            "tenant_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(app.tenant.tenant_id.to_string()),
+        )
+        .send()
+        .await
         .unwrap()
-        .to_owned();
-    assert!(!secret.is_empty() && !state.contains(&secret));
+        .item
+        .unwrap();
+    assert!(!tenant.contains_key("secret"), "{tenant:?}");
 }
 
 // ---- 2. Concealment: the same store work ----

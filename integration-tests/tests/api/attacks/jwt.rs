@@ -6,12 +6,12 @@
 //! `header.claims`), so any header can be sent; a control test shows that a hand-assembled
 //! token signed by the server's key with the server's header is accepted.
 
+use crate::harness::TestKey as SigningKey;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
-use shared::jwt::SigningKey;
 
 use crate::harness::{api_request, auth_headers, env, Reply, TestApp};
 

@@ -1,0 +1,14 @@
+use lambda_http::{run, service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let state = example_whoami::State::from_env()
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "configuration error, not starting"))?;
+    let state = &state;
+    run(service_fn(move |req| async move {
+        Ok::<_, Error>(example_whoami::handler(state, req).await)
+    }))
+    .await
+}
