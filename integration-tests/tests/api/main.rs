@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod attacks;
 mod cli;
+mod discovery;
 mod erasure;
 mod events;
 mod faults;
