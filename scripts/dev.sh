@@ -130,6 +130,11 @@ export API=$api
 export TENANT_ID=$tenant
 export USER_ID=$user
 export TOKEN=$token
+# authctl token issue signs with the local run's KMS key:
+export AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
+export JWT_KMS_KEY_IDS=$JWT_KMS_KEY_IDS
+export JWT_KMS_SIGNING_KEY_ID=$JWT_KMS_SIGNING_KEY_ID
+export JWT_ISSUER=$JWT_ISSUER JWT_AUDIENCE=$JWT_AUDIENCE
 EOF
 
 # --- 4. API -----------------------------------------------------------------------------------
