@@ -50,6 +50,8 @@ error_codes! {
     InsufficientScope => "insufficient_scope",
     /// An admin request without the IAM identity API Gateway's `AWS_IAM` authorizer adds.
     IamRequired => "iam_required",
+    /// A method the route does not serve (`Allow` lists the ones it does).
+    MethodNotAllowed => "method_not_allowed",
     TenantNotFound => "tenant_not_found",
     UserNotFound => "user_not_found",
     ChallengeNotFound => "challenge_not_found",
@@ -114,6 +116,9 @@ pub enum ApiError {
         message: Text,
         details: Option<Value>,
     },
+    /// A method the route does not serve; `allow` is the `Allow` header's value.
+    #[error("this route answers {allow} only")]
+    MethodNotAllowed { allow: &'static str },
     /// The seeds' "Not implemented": e.g. a method type the tenant has not enabled.
     #[error("{message}")]
     NotImplemented { code: ErrorCode, message: Text },
@@ -207,6 +212,9 @@ impl ApiError {
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, *code),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
             ApiError::Locked { code, .. } => (StatusCode::TOO_MANY_REQUESTS, *code),
+            ApiError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed)
+            }
             ApiError::NotImplemented { code, .. } => (StatusCode::NOT_IMPLEMENTED, *code),
             ApiError::StoreUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StoreUnavailable)
@@ -234,7 +242,9 @@ impl ApiError {
             | ApiError::NotFound { message, .. }
             | ApiError::Conflict { message, .. }
             | ApiError::NotImplemented { message, .. } => (message.to_string(), None),
-            ApiError::TenantMismatch => (self.to_string(), None),
+            ApiError::TenantMismatch | ApiError::MethodNotAllowed { .. } => {
+                (self.to_string(), None)
+            }
             ApiError::StoreUnavailable(_) | ApiError::SigningUnavailable(_) => (
                 "the service is temporarily unavailable, retry shortly".to_owned(),
                 None,

@@ -1,9 +1,9 @@
 //! Request parsing and response building shared by every handler.
 
 use lambda_http::http::header::{
-    HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
+    HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
 };
-use lambda_http::http::StatusCode;
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
@@ -69,6 +69,11 @@ impl Surface {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        if let ApiError::MethodNotAllowed { allow } = err {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
         }
         response
     }
@@ -258,6 +263,17 @@ pub fn bearer_token(req: &Request) -> Result<&str, ApiError> {
         _ => Err(ApiError::unauthenticated(
             "the Authorization header must be 'Bearer <token>'",
         )),
+    }
+}
+
+/// Refuses any method but `GET` and `HEAD` (405 with `Allow`), for the public documents
+/// (`/.well-known/…`): API Gateway routes only `GET` to them, but a route deployed as `ANY`, or
+/// an invoked event, must not be answered as if it were a read.
+pub fn read_only(req: &Request) -> Result<(), ApiError> {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
     }
 }
 

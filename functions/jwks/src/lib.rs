@@ -1,12 +1,12 @@
 //! `GET /.well-known/jwks.json`: the public keys of the system JWT, for API Gateway's JWT
 //! authorizer and any service that verifies our tokens. The discovery document
-//! (`/.well-known/openid-configuration`) points here.
+//! (`/.well-known/openid-configuration`) points here. Any other method is 405.
 
 use lambda_http::http::header::{HeaderValue, CACHE_CONTROL};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::config::{ConfigError, TokenConfig, JWT_VERIFICATION_JWKS};
-use shared::http::{json_response, request_id};
+use shared::http::{json_response, read_only, request_id, respond};
 use shared::jwt::TokenVerifier;
 use shared::keys::PublishedKeys;
 use tracing::instrument;
@@ -41,6 +41,9 @@ impl State {
 
 #[instrument(skip_all, fields(request_id = %request_id(&req)))]
 pub async fn handler(state: &State, req: Request) -> Response<Body> {
+    if let Err(refused) = read_only(&req) {
+        return respond(Err(refused));
+    }
     let mut response = json_response(StatusCode::OK, &state.jwks);
     // Verifiers cache it; rotation publishes the new key before signing with it.
     response.headers_mut().insert(

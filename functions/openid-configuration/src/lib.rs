@@ -9,7 +9,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use shared::config::{ConfigError, TokenConfig};
-use shared::http::{json_response, request_id, respond, ApiResult};
+use shared::http::{json_response, read_only, request_id, respond, ApiResult};
 use shared::keys::PublishedKeys;
 use tracing::instrument;
 
@@ -44,6 +44,7 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
 }
 
 fn document(state: &State, req: &Request) -> ApiResult {
+    read_only(req)?;
     // The issuer tokens of this request's API carry: configured, or this API's own URL.
     let issuer = state.config.for_request(req)?.issuer;
     let mut response = json_response(

@@ -1,216 +1,424 @@
-//! Every sample event in `events/` replays through its handler with the documented status.
+//! Every sample event in `events/<function>/<status>-<what>.json` replays through its function's
+//! handler with the status its name promises (and, for a refusal, the code its `<what>` names).
+//!
+//! Placeholders (`{{token}}`, `{{challenge_id}}`, …; events/README.md) are filled here as
+//! `scripts/fill_events.py` fills them from the local run: each event gets a fresh tenant and
+//! user with one enrolled passkey, and whatever else its placeholders ask for, made with the
+//! harness's software authenticators. Adding a function's events takes one line in [`dispatch`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 
-use crate::harness::{Authenticator, Reply, TestApp};
+use crate::harness::{settings, Authenticator, Reply, TestApp};
 
-fn load_json(name: &str) -> Value {
-    let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("event file")).expect("JSON")
+fn events_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
 }
 
-fn load(name: &str, app: &TestApp) -> lambda_http::Request {
-    let mut event = load_json(name);
-    // Token-authenticated samples carry placeholders for a live deployment's token and tenant.
-    if event["headers"].get("authorization").is_some() {
-        event["headers"]["authorization"] = Value::String(format!("Bearer {}", app.token()));
-        event["headers"]["x-tenant-id"] = Value::String(app.tenant.tenant_id.to_string());
+/// The function's handler, as its Lambda binary calls it; `None` for an unknown function.
+async fn dispatch(app: &TestApp, function: &str, req: Request) -> Option<Response<Body>> {
+    let (c, a) = (&app.common, &app.admin);
+    Some(match function {
+        "register-options" => register_options::handler(&app.register_options, req).await,
+        "register-complete" => register_complete::handler(&app.register_complete, req).await,
+        "mfa-options" => mfa_options::handler(&app.mfa_options, req).await,
+        "mfa-complete" => mfa_complete::handler(&app.mfa_complete, req).await,
+        "backup-code-complete" => {
+            backup_code_complete::handler(&app.backup_code_complete, req).await
+        }
+        "jwks" => jwks::handler(&app.jwks, req).await,
+        "openid-configuration" => {
+            let keys = shared::keys::PublishedKeys::new(app.key.jwks());
+            let state = openid_configuration::State::new(&keys, settings().into());
+            openid_configuration::handler(&state, req).await
+        }
+        "example-whoami" => example_whoami::handler(&example_whoami::State, req).await,
+        "authenticate-begin" => authenticate_begin::handler(&app.authenticate_begin, req).await,
+        "authenticate-complete" => {
+            authenticate_complete::handler(&app.authenticate_complete, req).await
+        }
+        "auth-refresh" => auth_refresh::handler(&app.auth_refresh, req).await,
+        "auth-logout" => auth_logout::handler(&app.auth_logout, req).await,
+        "credentials-list" => credentials_list::handler(c, req).await,
+        "credential-rename" => credential_rename::handler(c, req).await,
+        "credential-delete" => credential_delete::handler(c, req).await,
+        "backup-codes-status" => backup_codes_status::handler(c, req).await,
+        "backup-codes-regenerate" => {
+            backup_codes_regenerate::handler(&app.backup_codes_regenerate, req).await
+        }
+        "sessions-list" => sessions_list::handler(c, req).await,
+        "session-revoke" => session_revoke::handler(c, req).await,
+        "sessions-revoke-others" => sessions_revoke_others::handler(c, req).await,
+        "admin-user-create" => admin_user_create::handler(a, req).await,
+        "admin-user-find" => admin_user_find::handler(a, req).await,
+        "admin-user-delete" => admin_user_delete::handler(a, req).await,
+        "admin-mfa-challenge-create" => admin_mfa_challenge_create::handler(a, req).await,
+        "admin-user-sessions-revoke" => admin_user_sessions_revoke::handler(a, req).await,
+        "admin-tenant-create" => admin_tenant_create::handler(a, req).await,
+        "admin-tenant-get" => admin_tenant_get::handler(a, req).await,
+        "admin-tenant-update" => admin_tenant_update::handler(a, req).await,
+        "admin-user-credentials-list" => admin_user_credentials_list::handler(a, req).await,
+        "admin-user-credential-delete" => admin_user_credential_delete::handler(a, req).await,
+        "admin-tenants-list" => admin_tenants_list::handler(a, req).await,
+        "admin-user-get" => admin_user_get::handler(a, req).await,
+        "admin-user-update" => admin_user_update::handler(a, req).await,
+        "admin-audit-query" => admin_audit_query::handler(a, req).await,
+        _ => return None,
+    })
+}
+
+/// The code a refusal's `<what>` promises (compared case-insensitively: the `/api/v1` surface
+/// writes codes in upper case). A 4xx event whose `<what>` is not here fails the test.
+const CODES: &[(&str, &str)] = &[
+    ("no-token", "unauthenticated"),
+    ("missing-tenant-header", "invalid_request"),
+    ("unknown-method-type", "invalid_request"),
+    ("no-pending-enrollment", "enrollment_not_found"),
+    ("empty-device-name", "invalid_request"),
+    ("unknown-challenge", "challenge_not_found"),
+    ("malformed-challenge-id", "invalid_request"),
+    ("missing-credential", "invalid_request"),
+    ("wrong-code", "invalid_backup_code"),
+    ("wrong-method", "method_not_allowed"),
+    ("not-behind-authorizer", "unauthenticated"),
+    ("unknown-user", "user_not_found"),
+    ("unknown-email", "user_not_found"),
+    ("invalid-email", "invalid_request"),
+    ("malformed-credential", "authentication_completion_failed"),
+    ("unknown-refresh-token", "invalid_refresh_token"),
+    ("missing-refresh-token", "invalid_request"),
+    ("unknown-credential", "credential_not_found"),
+    ("unknown-session", "session_not_found"),
+    ("malformed-session-id", "invalid_request"),
+    ("unknown-tenant", "tenant_not_found"),
+    ("existing-email", "already_exists"),
+    ("ttl-out-of-range", "invalid_request"),
+    ("missing-origins", "invalid_request"),
+    ("unknown-field", "invalid_request"),
+    ("invalid-setting", "invalid_request"),
+    ("invalid-limit", "invalid_request"),
+    ("malformed-cursor", "invalid_request"),
+    ("empty-display-name", "invalid_request"),
+];
+
+/// Every placeholder an event may carry; events/README.md says what each is.
+const PLACEHOLDERS: &[&str] = &[
+    "tenant_id",
+    "user_id",
+    "email",
+    "token",
+    "credential_id",
+    "challenge_id",
+    "backup_code",
+    "session_id",
+    "refresh_token",
+    "registration_credential",
+    "mfa_assertion",
+    "login_assertion",
+];
+
+/// One event file: `events/<function>/<status>-<what>.json`.
+struct EventFile {
+    function: String,
+    status: StatusCode,
+    what: String,
+    path: PathBuf,
+}
+
+impl EventFile {
+    fn label(&self) -> String {
+        format!(
+            "{}/{}",
+            self.function,
+            self.path
+                .file_name()
+                .map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned())
+        )
     }
-    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")
 }
 
-#[tokio::test]
-async fn register_options_event_returns_options() {
-    let app = TestApp::new().await;
-    let reply = Reply::from(
-        register_options::handler(&app.register_options, load("register-options", &app)).await,
-    );
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert!(reply.body["options"]["challenge"].is_string());
+/// `<status>-<what>.json` → status and what, if the name has that shape.
+fn parse_name(name: &str) -> Option<(StatusCode, String)> {
+    let stem = name.strip_suffix(".json")?;
+    let (status, what) = stem.split_once('-')?;
+    let well_formed = status.len() == 3
+        && !what.is_empty()
+        && what
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let status = StatusCode::from_bytes(status.as_bytes()).ok()?;
+    well_formed.then(|| (status, what.to_owned()))
 }
 
-#[tokio::test]
-async fn register_complete_event_finds_no_pending_enrollment() {
-    let app = TestApp::new().await;
-    let reply = Reply::from(
-        register_complete::handler(&app.register_complete, load("register-complete", &app)).await,
-    );
-    reply.assert_error(StatusCode::NOT_FOUND, "enrollment_not_found");
+fn dir_names(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .expect("a readable directory")
+        .map(|e| e.expect("entry"))
+        .filter(|e| e.file_type().expect("file type").is_dir())
+        .map(|e| e.file_name().into_string().expect("UTF-8 name"))
+        .collect()
 }
 
-#[tokio::test]
-async fn mfa_options_event_finds_no_challenge() {
-    let app = TestApp::new().await;
-    let reply =
-        Reply::from(mfa_options::handler(&app.mfa_options, load("mfa-options", &app)).await);
-    reply.assert_error(StatusCode::NOT_FOUND, "challenge_not_found");
+/// Every event file, in a stable order; panics on a file whose name has not the shape.
+fn event_files() -> Vec<EventFile> {
+    let mut files = Vec::new();
+    for function in dir_names(&events_dir()) {
+        let dir = events_dir().join(&function);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .expect("an events directory")
+            .map(|e| e.expect("entry").file_name().into_string().expect("UTF-8"))
+            .collect();
+        names.sort();
+        for name in names {
+            let (status, what) = parse_name(&name).unwrap_or_else(|| {
+                panic!("events/{function}/{name}: expected <status>-<what>.json")
+            });
+            files.push(EventFile {
+                function: function.clone(),
+                status,
+                what,
+                path: dir.join(name),
+            });
+        }
+    }
+    files
 }
 
-#[tokio::test]
-async fn mfa_complete_event_finds_no_challenge() {
-    let app = TestApp::new().await;
-    let reply =
-        Reply::from(mfa_complete::handler(&app.mfa_complete, load("mfa-complete", &app)).await);
-    reply.assert_error(StatusCode::NOT_FOUND, "challenge_not_found");
+/// The `{{name}}`s in a text.
+fn placeholders(text: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        rest = &rest[start + 2..];
+        let Some(end) = rest.find("}}") else { break };
+        found.insert(rest[..end].to_owned());
+        rest = &rest[end + 2..];
+    }
+    found
 }
 
-#[tokio::test]
-async fn backup_code_complete_event_finds_no_challenge() {
-    let app = TestApp::new().await;
-    let reply = Reply::from(
-        backup_code_complete::handler(
-            &app.backup_code_complete,
-            load("backup-code-complete", &app),
-        )
-        .await,
-    );
-    reply.assert_error(StatusCode::NOT_FOUND, "challenge_not_found");
+/// Replaces placeholders in every string of the event (its body is a JSON string too).
+fn substitute(value: &mut Value, values: &BTreeMap<&str, String>) {
+    match value {
+        Value::String(text) => {
+            for (name, v) in values {
+                *text = text.replace(&format!("{{{{{name}}}}}"), v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| substitute(v, values)),
+        Value::Object(map) => map.values_mut().for_each(|v| substitute(v, values)),
+        _ => {}
+    }
 }
 
-#[tokio::test]
-async fn jwks_event_returns_the_keys() {
-    let app = TestApp::new().await;
-    let reply = Reply::from(jwks::handler(&app.jwks, load("jwks", &app)).await);
-    assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.body["keys"][0]["kid"], app.key.kid());
-}
-
-#[tokio::test]
-async fn authenticate_begin_event_returns_options_for_an_enrolled_user() {
-    let app = TestApp::new().await;
-    let mut passkey = Authenticator::passkey();
-    let enrolled = app.enroll(&mut passkey, "webauthn_passkey", "laptop").await;
+/// The placeholders' values for an event: made in the app's tenant for its user, who has one
+/// passkey (`primary`) when the event has any placeholder. Mirrors `World.values` in
+/// scripts/fill_events.py.
+async fn values(app: &TestApp, names: &BTreeSet<String>) -> BTreeMap<&'static str, String> {
+    let needs = |n: &str| names.contains(n);
+    let mut values = BTreeMap::new();
+    if names.is_empty() {
+        return values;
+    }
+    let mut primary = Authenticator::passkey();
+    let enrolled = app.enroll(&mut primary, "webauthn_passkey", "Laptop").await;
     assert_eq!(enrolled.status, StatusCode::OK, "{}", enrolled.body);
-    let mut event = load_json("authenticate-begin");
-    // The sample's address, replaced by this test's user (in this test's tenant).
-    event["body"] = Value::String(json!({ "email": app.user.email }).to_string());
-    event["headers"]["x-tenant-id"] = Value::String(app.tenant.tenant_id.to_string());
-    let req = lambda_http::request::from_str(&event.to_string()).expect("event");
-    let reply = Reply::from(authenticate_begin::handler(&app.authenticate_begin, req).await);
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert_eq!(reply.body["success"], true);
-    assert_eq!(
-        reply.body["data"]["options"]["userVerification"],
-        "required"
-    );
+    values.insert("tenant_id", app.tenant.tenant_id.to_string());
+    values.insert("user_id", app.user.user_id.to_string());
+    values.insert("email", app.user.email.clone());
+    values.insert("token", app.token());
+    let code = enrolled.body["codes"][0].as_str().expect("backup codes");
+    values.insert("backup_code", code.to_owned());
+    if needs("credential_id") {
+        let mut spare = Authenticator::passkey();
+        let headers = app.auth_headers(&app.token());
+        let credential = app
+            .registration_credential(&headers, "webauthn_passkey", &mut spare)
+            .await;
+        let body = json!({ "credential": credential, "device_name": "Spare key",
+                           "method_type": "webauthn_passkey" });
+        let done = app.register_complete(&headers, &body).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+        let id = credential["id"].as_str().expect("credential id");
+        values.insert("credential_id", id.to_owned());
+    }
+    if needs("session_id") || needs("refresh_token") {
+        let login = app.passwordless_login(&app.user, &mut primary, &[]).await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+        let data = &login.body["data"];
+        let access = data["access_token"].as_str().expect("access token");
+        let claims = app
+            .common
+            .tokens
+            .verify(access, &settings(), app.clock_now())
+            .expect("a valid access token");
+        values.insert("session_id", claims.sid.expect("sid").to_string());
+        let refresh = data["refresh_token"].as_str().expect("refresh token");
+        values.insert("refresh_token", refresh.to_owned());
+    }
+    if needs("challenge_id") || needs("mfa_assertion") {
+        let challenge = app.mfa_challenge(&app.user).await;
+        values.insert("challenge_id", challenge.to_string());
+        if needs("mfa_assertion") {
+            let options = app
+                .mfa_options(&[], &json!({ "challenge_id": challenge }))
+                .await;
+            assert_eq!(options.status, StatusCode::OK, "{}", options.body);
+            let assertion = primary
+                .authenticate(&options.body["options"], crate::harness::ORIGIN)
+                .expect("the passkey signs");
+            values.insert("mfa_assertion", assertion.to_string());
+        }
+    }
+    if needs("login_assertion") {
+        let assertion = app.login_assertion(&app.user.email, &mut primary).await;
+        values.insert("login_assertion", assertion.to_string());
+    }
+    if needs("registration_credential") {
+        let headers = app.auth_headers(&app.token());
+        let credential = app
+            .registration_credential(&headers, "webauthn_passkey", &mut Authenticator::passkey())
+            .await;
+        values.insert("registration_credential", credential.to_string());
+    }
+    values
+}
+
+/// Replays one event; `Err` says how its answer broke the promise of its name.
+async fn replay(event: &EventFile) -> Result<(), String> {
+    let text = std::fs::read_to_string(&event.path).map_err(|e| e.to_string())?;
+    let names = placeholders(&text);
+    let unknown: Vec<_> = names
+        .iter()
+        .filter(|n| !PLACEHOLDERS.contains(&n.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(format!("unknown placeholders {unknown:?}"));
+    }
+    let mut value: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
+    let app = TestApp::new().await;
+    substitute(&mut value, &values(&app, &names).await);
+    let filled = value.to_string();
+    let left = placeholders(&filled);
+    if !left.is_empty() {
+        return Err(format!("placeholders left after filling: {left:?}"));
+    }
+    let req = lambda_http::request::from_str(&filled)
+        .map_err(|e| format!("not an API Gateway HTTP API (2.0) event: {e}"))?;
+    let response = dispatch(&app, &event.function, req)
+        .await
+        .ok_or_else(|| format!("no dispatch line for function {}", event.function))?;
+    let reply = Reply::from(response);
+    if reply.status != event.status {
+        return Err(format!("answered {}: {}", reply.status, reply.body));
+    }
+    if event.status.is_client_error() {
+        let expected = CODES
+            .iter()
+            .find(|(what, _)| *what == event.what)
+            .map(|(_, code)| *code)
+            .ok_or_else(|| format!("no code for '{}' in events.rs CODES", event.what))?;
+        let code = reply.body["code"].as_str().unwrap_or_default();
+        if !code.eq_ignore_ascii_case(expected) {
+            return Err(format!(
+                "answered code {code}, not {expected}: {}",
+                reply.body
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[tokio::test]
-async fn authenticate_complete_event_finds_no_user() {
-    let app = TestApp::new().await;
-    let reply = Reply::from(
-        authenticate_complete::handler(
-            &app.authenticate_complete,
-            load("authenticate-complete", &app),
-        )
-        .await,
+async fn every_event_replays_with_the_status_its_name_promises() {
+    let files = event_files();
+    assert!(files.len() >= 64, "only {} events found", files.len());
+    let mut failures = Vec::new();
+    for event in &files {
+        if let Err(why) = replay(event).await {
+            failures.push(format!("{}: {why}", event.label()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} events broke their promise:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
     );
-    reply.assert_v1_error(StatusCode::NOT_FOUND, "USER_NOT_FOUND");
 }
 
-#[tokio::test]
-async fn refresh_and_logout_events_refuse_the_sample_token() {
-    let app = TestApp::new().await;
-    let refresh =
-        Reply::from(auth_refresh::handler(&app.auth_refresh, load("auth-refresh", &app)).await);
-    refresh.assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
-    let logout =
-        Reply::from(auth_logout::handler(&app.auth_logout, load("auth-logout", &app)).await);
-    logout.assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
-}
-
+/// `events/` has one directory per crate in `functions/` and nothing else, and each has a
+/// success and a refusal.
 #[test]
-fn every_function_has_an_event() {
-    let dir = format!("{}/../functions", env!("CARGO_MANIFEST_DIR"));
-    for entry in std::fs::read_dir(dir).expect("functions/") {
-        let name = entry
-            .expect("entry")
-            .file_name()
-            .into_string()
-            .expect("utf-8");
-        let event = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+fn every_function_has_a_success_and_an_error_event() {
+    let functions = dir_names(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions"));
+    let dirs = dir_names(&events_dir());
+    let missing: Vec<_> = functions.difference(&dirs).collect();
+    assert!(missing.is_empty(), "functions without events/: {missing:?}");
+    let orphans: Vec<_> = dirs.difference(&functions).collect();
+    assert!(orphans.is_empty(), "events/ of no function: {orphans:?}");
+    let loose: Vec<String> = std::fs::read_dir(events_dir())
+        .expect("events/")
+        .map(|e| e.expect("entry"))
+        .filter(|e| e.file_type().expect("file type").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "README.md")
+        .collect();
+    assert!(
+        loose.is_empty(),
+        "files outside a function's directory: {loose:?}"
+    );
+    let files = event_files();
+    for function in &functions {
+        let statuses: Vec<StatusCode> = files
+            .iter()
+            .filter(|f| &f.function == function)
+            .map(|f| f.status)
+            .collect();
         assert!(
-            std::path::Path::new(&event).exists(),
-            "no events/{name}.json"
+            statuses.iter().any(StatusCode::is_success),
+            "events/{function}/ has no 2xx event"
+        );
+        assert!(
+            statuses.iter().any(StatusCode::is_client_error),
+            "events/{function}/ has no 4xx event"
         );
     }
 }
 
-/// The self-service samples replay through their handlers with the documented answers: the
-/// sample ids name nothing of the test user.
-#[tokio::test]
-async fn self_service_events_replay() {
-    let app = TestApp::new().await;
-    let c = &app.common;
-    let list = Reply::from(credentials_list::handler(c, load("credentials-list", &app)).await);
-    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
-    assert_eq!(list.body["credentials"], json!([]));
-    Reply::from(credential_rename::handler(c, load("credential-rename", &app)).await)
-        .assert_error(StatusCode::NOT_FOUND, "credential_not_found");
-    Reply::from(credential_delete::handler(c, load("credential-delete", &app)).await)
-        .assert_error(StatusCode::NOT_FOUND, "credential_not_found");
-    let codes =
-        Reply::from(backup_codes_status::handler(c, load("backup-codes-status", &app)).await);
-    assert_eq!(codes.body, json!({ "remaining": 0, "created_at": null }));
-    let fresh = Reply::from(
-        backup_codes_regenerate::handler(
-            &app.backup_codes_regenerate,
-            load("backup-codes-regenerate", &app),
-        )
-        .await,
+#[test]
+fn event_names_and_placeholders_parse() {
+    assert_eq!(
+        parse_name("404-unknown-challenge.json"),
+        Some((StatusCode::NOT_FOUND, "unknown-challenge".into()))
     );
-    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
-    let sessions = Reply::from(sessions_list::handler(c, load("sessions-list", &app)).await);
-    assert_eq!(sessions.body["sessions"], json!([]));
-    Reply::from(session_revoke::handler(c, load("session-revoke", &app)).await)
-        .assert_error(StatusCode::NOT_FOUND, "session_not_found");
-    let others =
-        Reply::from(sessions_revoke_others::handler(c, load("sessions-revoke-others", &app)).await);
-    assert_eq!(others.status, StatusCode::OK, "{}", others.body);
-}
-
-/// The admin samples carry the IAM identity API Gateway adds; their ids name nothing here.
-#[tokio::test]
-async fn admin_events_replay() {
-    let app = TestApp::new().await;
-    let s = &app.admin;
-    Reply::from(admin_user_create::handler(s, load("admin-user-create", &app)).await)
-        .assert_error(StatusCode::NOT_FOUND, "tenant_not_found");
-    Reply::from(admin_user_find::handler(s, load("admin-user-find", &app)).await)
-        .assert_error(StatusCode::NOT_FOUND, "user_not_found");
-    Reply::from(admin_user_delete::handler(s, load("admin-user-delete", &app)).await)
-        .assert_error(StatusCode::NOT_FOUND, "user_not_found");
-    Reply::from(
-        admin_mfa_challenge_create::handler(s, load("admin-mfa-challenge-create", &app)).await,
-    )
-    .assert_error(StatusCode::NOT_FOUND, "user_not_found");
-    Reply::from(
-        admin_user_sessions_revoke::handler(s, load("admin-user-sessions-revoke", &app)).await,
-    )
-    .assert_error(StatusCode::NOT_FOUND, "user_not_found");
-    let created =
-        Reply::from(admin_tenant_create::handler(s, load("admin-tenant-create", &app)).await);
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    Reply::from(admin_tenant_get::handler(s, load("admin-tenant-get", &app)).await)
-        .assert_error(StatusCode::NOT_FOUND, "tenant_not_found");
-    Reply::from(admin_tenant_update::handler(s, load("admin-tenant-update", &app)).await)
-        .assert_error(StatusCode::NOT_FOUND, "tenant_not_found");
-    Reply::from(
-        admin_user_credentials_list::handler(s, load("admin-user-credentials-list", &app)).await,
-    )
-    .assert_error(StatusCode::NOT_FOUND, "user_not_found");
-    Reply::from(
-        admin_user_credential_delete::handler(s, load("admin-user-credential-delete", &app)).await,
-    )
-    .assert_error(StatusCode::NOT_FOUND, "credential_not_found");
-    let tenants =
-        Reply::from(admin_tenants_list::handler(s, load("admin-tenants-list", &app)).await);
-    assert_eq!(tenants.status, StatusCode::OK, "{}", tenants.body);
-    Reply::from(admin_user_get::handler(s, load("admin-user-get", &app)).await)
-        .assert_error(StatusCode::NOT_FOUND, "user_not_found");
-    Reply::from(admin_user_update::handler(s, load("admin-user-update", &app)).await)
-        .assert_error(StatusCode::NOT_FOUND, "user_not_found");
-    let audit = Reply::from(admin_audit_query::handler(s, load("admin-audit-query", &app)).await);
-    assert_eq!(audit.body["records"], json!([]), "{}", audit.body);
+    for bad in [
+        "404.json",
+        "404-.json",
+        "4o4-x.json",
+        "200-Options.json",
+        "200-x.txt",
+    ] {
+        assert_eq!(parse_name(bad), None, "{bad}");
+    }
+    let text = r#"{"a": "Bearer {{token}}", "body": "{\"c\": {{mfa_assertion}}}"}"#;
+    let names = placeholders(text);
+    assert_eq!(
+        names,
+        BTreeSet::from(["token".to_owned(), "mfa_assertion".to_owned()])
+    );
+    let mut value: Value = serde_json::from_str(text).expect("JSON");
+    let values = BTreeMap::from([
+        ("token", "t0k".to_owned()),
+        ("mfa_assertion", r#"{"id":"x"}"#.to_owned()),
+    ]);
+    substitute(&mut value, &values);
+    assert_eq!(value["a"], "Bearer t0k");
+    let body: Value = serde_json::from_str(value["body"].as_str().expect("body")).expect("JSON");
+    assert_eq!(body, json!({ "c": { "id": "x" } }));
 }

@@ -90,6 +90,14 @@ impl Endpoint {
         }
     }
 
+    /// The method API Gateway routes to the function.
+    fn method(self) -> &'static str {
+        match self {
+            Endpoint::Jwks => "GET",
+            _ => "POST",
+        }
+    }
+
     fn v1(self) -> bool {
         self.path().starts_with("/api/v1/")
     }
@@ -110,7 +118,13 @@ impl Payload {
 }
 
 /// An API Gateway HTTP API (payload 2.0) event with exactly these raw parts.
-fn request(path: &str, raw_query: &str, headers: &[(String, String)], body: &Payload) -> Request {
+fn request(
+    endpoint: Endpoint,
+    raw_query: &str,
+    headers: &[(String, String)],
+    body: &Payload,
+) -> Request {
+    let (method, path) = (endpoint.method(), endpoint.path());
     let mut header_map = serde_json::Map::new();
     header_map.insert("content-type".into(), json!("application/json"));
     for (name, value) in headers {
@@ -118,7 +132,7 @@ fn request(path: &str, raw_query: &str, headers: &[(String, String)], body: &Pay
     }
     let mut event = json!({
         "version": "2.0",
-        "routeKey": format!("POST {path}"),
+        "routeKey": format!("{method} {path}"),
         "rawPath": path,
         "rawQueryString": raw_query,
         "headers": header_map,
@@ -127,14 +141,14 @@ fn request(path: &str, raw_query: &str, headers: &[(String, String)], body: &Pay
             "apiId": "local",
             "domainName": "localhost",
             "http": {
-                "method": "POST",
+                "method": method,
                 "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": "127.0.0.1",
                 "userAgent": "integration-tests"
             },
             "requestId": uuid::Uuid::new_v4().to_string(),
-            "routeKey": format!("POST {path}"),
+            "routeKey": format!("{method} {path}"),
             "stage": "$default",
             "time": "23/Nov/2026:12:00:00 +0000",
             "timeEpoch": 0
@@ -717,7 +731,7 @@ fn every_endpoint(what: &str, body: impl Fn(Endpoint) -> BoxedStrategy<Payload>)
             strategy,
             move |(headers, query, method, payload)| async move {
                 let query = effective_query(endpoint, &headers, &query, &method);
-                let req = request(endpoint.path(), &query, &headers.list, &payload);
+                let req = request(endpoint, &query, &headers.list, &payload);
                 fx.expect(endpoint, &call(&fx.app, endpoint, req).await)
             },
         );
@@ -1051,7 +1065,7 @@ fn wrong_backup_codes_for_real_challenges_are_refused() {
         move |(code, headers)| async move {
             let challenge = fx.app.mfa_challenge(&fx.app.user).await;
             let body = Payload::json(&json!({ "challenge_id": challenge, "code": code }));
-            let req = request(Endpoint::BackupCode.path(), "", &headers, &body);
+            let req = request(Endpoint::BackupCode, "", &headers, &body);
             refused(&call(&fx.app, Endpoint::BackupCode, req).await, false)
         },
     );
@@ -1192,7 +1206,7 @@ fn forged_refresh_tokens_are_refused_and_leave_the_session_alone() {
         (endpoint, cases),
         move |(endpoint, (token, headers))| async move {
             let body = Payload::json(&json!({ "refresh_token": token }));
-            let req = request(endpoint.path(), "", &headers, &body);
+            let req = request(endpoint, "", &headers, &body);
             refused(&call(&fx.app, endpoint, req).await, true)
         },
     );

@@ -429,7 +429,7 @@ impl TestApp {
     }
 
     pub async fn jwks_document(&self) -> Reply {
-        let req = api_request("/.well-known/jwks.json", &[], &[], None);
+        let req = api_call("GET", "/.well-known/jwks.json", &[], &[], &[], None);
         Reply::from(jwks::handler(&self.jwks, req).await)
     }
 

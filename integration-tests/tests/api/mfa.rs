@@ -10,7 +10,9 @@ use shared::auth::{authenticate, Accepts, MFA_SETUP_SCOPE};
 use shared::ids::ChallengeId;
 use shared::tenant::{MethodType, UserVerification};
 
-use crate::harness::{api_request, auth_headers, settings, Authenticator, Reply, TestApp, ORIGIN};
+use crate::harness::{
+    api_call, api_request, auth_headers, settings, Authenticator, Reply, TestApp, ORIGIN,
+};
 
 const PASSKEY: &str = "webauthn_passkey";
 const FIDO: &str = "webauthn_fido";
@@ -635,7 +637,7 @@ async fn malformed_mfa_requests_are_400() {
 #[tokio::test]
 async fn the_jwks_document_publishes_only_public_keys() {
     let app = TestApp::new().await;
-    let req = api_request("/.well-known/jwks.json", &[], &[], None);
+    let req = api_call("GET", "/.well-known/jwks.json", &[], &[], &[], None);
     let response = jwks::handler(&app.jwks, req).await;
     assert_eq!(
         response.headers().get("cache-control").unwrap(),
@@ -648,6 +650,22 @@ async fn the_jwks_document_publishes_only_public_keys() {
     assert_eq!(key["kid"], app.key.kid());
     assert!(key.get("d").is_none());
     let _ = auth_headers;
+}
+
+#[tokio::test]
+async fn the_jwks_document_is_read_only() {
+    let app = TestApp::new().await;
+    let head = api_call("HEAD", "/.well-known/jwks.json", &[], &[], &[], None);
+    assert_eq!(
+        jwks::handler(&app.jwks, head).await.status(),
+        StatusCode::OK
+    );
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+        let req = api_call(method, "/.well-known/jwks.json", &[], &[], &[], None);
+        let response = jwks::handler(&app.jwks, req).await;
+        assert_eq!(response.headers().get("allow").unwrap(), "GET, HEAD");
+        Reply::from(response).assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    }
 }
 
 use shared::ids::TenantId;

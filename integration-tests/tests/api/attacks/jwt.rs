@@ -13,7 +13,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::harness::{api_request, auth_headers, env, Reply, TestApp};
+use crate::harness::{api_call, auth_headers, env, Reply, TestApp};
 
 const PASSKEY: &str = "webauthn_passkey";
 
@@ -116,7 +116,7 @@ async fn rfc8725_3_1_hs256_keyed_with_the_servers_public_key_is_refused() {
     // The JWKS document exactly as served, and its parsed form.
     let served = jwks::handler(
         &app.jwks,
-        api_request("/.well-known/jwks.json", &[], &[], None),
+        api_call("GET", "/.well-known/jwks.json", &[], &[], &[], None),
     )
     .await
     .into_body()
