@@ -324,3 +324,84 @@ fn the_access_log_is_json_without_secrets() {
         );
     }
 }
+
+/// `[workspace.metadata.lambda.watch.router]` of the root Cargo.toml (the local run's routes):
+/// (method, path, function).
+fn router_routes() -> BTreeSet<(String, String, String)> {
+    let cargo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
+        .expect("Cargo.toml");
+    let mut routes = BTreeSet::new();
+    let mut in_router = false;
+    let mut path = String::new();
+    for line in cargo.lines().map(str::trim) {
+        if line.starts_with('[') && !line.starts_with("[workspace.metadata.lambda.watch.router]") {
+            in_router = false;
+        }
+        if line == "[workspace.metadata.lambda.watch.router]" {
+            in_router = true;
+            continue;
+        }
+        if !in_router {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('"') {
+            path = rest.split('"').next().unwrap_or_default().to_owned();
+        } else if line.starts_with("{ method") {
+            let field = |name: &str| {
+                line.split(&format!("{name} = \""))
+                    .nth(1)
+                    .and_then(|v| v.split('"').next())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            routes.insert((field("method"), path.clone(), field("function")));
+        }
+    }
+    routes
+}
+
+/// One route table: every route of `template.yaml` (with the optional example API) is served
+/// by the local run's router with the same function, and the other way round; every crate
+/// under `functions/` is deployed; and the README names every route.
+#[test]
+fn template_router_functions_and_readme_agree_on_the_routes() {
+    let t = Template::load().with(&[("CreateExampleApi", "true"), ("TokenAlgorithm", "RS256")]);
+    let template: BTreeSet<(String, String, String)> = t
+        .routes()
+        .into_iter()
+        .map(|(_, method, path, id)| {
+            let binary = t.resource(&id)["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id} has no Metadata.BuildProperties.Binary"))
+                .to_owned();
+            (method, path, binary)
+        })
+        .collect();
+    let router = router_routes();
+    assert!(!router.is_empty(), "the router section was not found");
+    assert_eq!(
+        template.difference(&router).collect::<Vec<_>>(),
+        Vec::<&(String, String, String)>::new(),
+        "routes of template.yaml missing from the cargo-lambda router"
+    );
+    assert_eq!(
+        router.difference(&template).collect::<Vec<_>>(),
+        Vec::<&(String, String, String)>::new(),
+        "routes of the cargo-lambda router missing from template.yaml"
+    );
+    let crates: BTreeSet<String> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../functions"))
+            .expect("functions/")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+    let deployed: BTreeSet<String> = template.iter().map(|(_, _, f)| f.clone()).collect();
+    assert_eq!(crates, deployed, "functions/ and the template's functions");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    for (method, path, function) in &template {
+        assert!(
+            readme.contains(path.as_str()),
+            "README.md does not name {method} {path} ({function})"
+        );
+    }
+}
