@@ -16,6 +16,12 @@ step() { printf '\n== %s\n' "$*"; }
 step "cfn-lint template.yaml"
 .tools/venv/bin/cfn-lint template.yaml
 
+# SAM's own lint (cfn-lint on the template as SAM reads it). --lint runs offline: no credentials and
+# no AWS call, only a region to check against; telemetry off so nothing is sent either.
+step "sam validate --lint"
+AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 \
+  .tools/venv/bin/sam validate --lint --template-file template.yaml
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -27,6 +33,18 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 
-# One closing line for the whole run, summed over every test binary.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
-     END { printf "\nsummary: %d passed, %d failed\n", p, f }' "$log"
+# One closing line for the whole run, summed over every test binary; printed last, after packaging.
+summary="$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
+     END { printf "summary: %d passed, %d failed", p, f }' "$log")"
+
+# The arm64 release build of every function (scripts/package.sh): in CI, or locally with
+# PACKAGE=1. A cold build takes tens of minutes on two cores and every change to shared/ relinks
+# all the functions, too slow for every local test run; CI (CI=true) always runs it.
+if [ "${CI:-}" = true ] || [ "${PACKAGE:-}" = 1 ]; then
+  step "package arm64 zips (scripts/package.sh)"
+  scripts/package.sh
+else
+  step "package arm64 zips: skipped (CI=true or PACKAGE=1 runs scripts/package.sh)"
+fi
+
+printf '\n%s\n' "$summary"
