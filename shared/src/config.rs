@@ -243,14 +243,8 @@ fn api_domain(req: &lambda_http::Request) -> Result<String, ApiError> {
         })
 }
 
-/// Loads the AWS SDK configuration (region, credentials, `AWS_ENDPOINT_URL`) and builds the
-/// DynamoDB client once, with the store's explicit retries and timeouts
-/// ([`crate::store::client`]).
-pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
-    dynamodb_client_from(&aws_config::load_from_env().await)
-}
-
-/// The DynamoDB client of an SDK configuration loaded once at cold start.
+/// The DynamoDB client of an SDK configuration (region, credentials, `AWS_ENDPOINT_URL`) loaded
+/// once at cold start, with the store's explicit retries and timeouts ([`crate::store::client`]).
 pub fn dynamodb_client_from(sdk_config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     let builder = aws_sdk_dynamodb::config::Builder::from(sdk_config);
     aws_sdk_dynamodb::Client::from_conf(crate::store::configure_client(builder).build())
