@@ -47,10 +47,7 @@ pub fn optional(name: &'static str) -> Option<String> {
 }
 
 pub fn required(name: &'static str) -> Result<String, ConfigError> {
-    match env::var(name) {
-        Ok(value) if !value.trim().is_empty() => Ok(value),
-        _ => Err(ConfigError::Missing(name)),
-    }
+    optional(name).ok_or(ConfigError::Missing(name))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
