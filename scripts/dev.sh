@@ -1,27 +1,36 @@
 #!/usr/bin/env bash
-# Runs the whole API locally: http://localhost:3000, every endpoint at its production path.
+# Runs the whole API locally: http://localhost:3000, every endpoint at its production path, and
+# the demo page and API docs on their own origin, http://localhost:3001.
 #
 #   ./scripts/dev.sh        (from any directory; Ctrl-C stops everything it started)
+#   MOTO_PORT=8100 API_PORT=3100 WEB_PORT=3101 ./scripts/dev.sh   (other ports)
 #
 # 1. installs what is missing into .tools/venv (moto's server, cargo-lambda)
 # 2. starts moto's server on 127.0.0.1:8000 (DynamoDB, KMS, Secrets Manager; log: .local/moto.log)
 # 3. creates the token-signing key in KMS and the pepper and concealment secrets in Secrets
-#    Manager (scripts/local_keys.py), the tables, a demo tenant, a demo user and a token for
-#    them with authctl;
+#    Manager (scripts/local_keys.py), the tables, a demo tenant (origins: the demo page's and
+#    the API's), a demo user and a token for them with authctl;
 #    moto keeps data in memory, so every start gets a fresh tenant and user
 #    (written to .local/demo.env)
 # 4. builds the functions and serves them with `cargo lambda watch`, which rebuilds and
 #    restarts a function when its code changes. Routes: [workspace.metadata.lambda.watch.router]
 #    in Cargo.toml.
+# 5. serves web/ (the demo page, with /config.js from .local/web-config.json) and /docs/ (Swagger UI
+#    over api/openapi.yaml) with scripts/web_server.py, then writes .local/dev.ready: the banner's
+#    URLs, for scripts that start dev.sh in the background and wait for it (scripts/e2e.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 
 venv=.tools/venv
 state=.local
-moto_port=8000
-api_port=3000
+moto_port="${MOTO_PORT:-8000}"
+api_port="${API_PORT:-3000}"
+web_port="${WEB_PORT:-3001}"
 api="http://localhost:$api_port"
+web="http://localhost:$web_port"
+email=demo@example.com
+authctl="${CARGO_TARGET_DIR:-target}/debug/authctl"
 
 say() { printf '[dev] %s\n' "$*"; }
 die() { printf '[dev] error: %s\n' "$*" >&2; exit 1; }
@@ -34,6 +43,7 @@ started=()
 cleanup() {
   trap - EXIT INT TERM
   [ "${#started[@]}" -gt 0 ] || return 0
+  rm -f "$state/dev.ready"
   say "stopping..."
   local pid
   for pid in "${started[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
@@ -75,9 +85,13 @@ fi
 export PATH="$root/$venv/bin:$PATH"
 
 port_open "$api_port" && die "port $api_port is in use (another dev.sh?); stop that first"
+port_open "$web_port" && die "port $web_port is in use (another dev.sh?); stop that first"
 
 mkdir -p "$state"
 chmod 700 "$state"
+# Written again at the end, when everything answers; a marker left by an earlier run must not
+# look like this one's.
+rm -f "$state/dev.ready"
 
 # --- 2. DynamoDB (moto) -----------------------------------------------------------------------
 if port_open "$moto_port"; then
@@ -108,9 +122,13 @@ export JWT_ISSUER="$api" JWT_AUDIENCE=passkey-local
 export RUST_LOG=info
 
 say "building (first time: a few minutes)"
-cargo build --bins
+# In the background and waited for, so that SIGTERM (scripts/e2e.sh stopping a run that is still
+# building) is handled at once rather than after the build.
+cargo build --bins </dev/null &
+build_pid=$!
+started+=("$build_pid")
+wait "$build_pid" || die "the build failed"
 
-authctl=target/debug/authctl
 # The same key and secret sources as the deployed stack: a KMS signing key (ES256, or RS256
 # with TOKEN_ALGORITHM=RS256) and the two generated secrets, in moto's KMS and Secrets Manager.
 keys="$("$venv/bin/python" scripts/local_keys.py "$AWS_ENDPOINT_URL" "${TOKEN_ALGORITHM:-ES256}")" \
@@ -121,14 +139,17 @@ eval "$keys"
 export ADMIN_API_WITHOUT_IAM=1
 
 "$authctl" tables create >/dev/null
-tenant="$("$authctl" tenant create --name Demo --rp-id localhost --origin "$api" | json_field tenant_id)"
-user="$("$authctl" user create --tenant "$tenant" --email demo@example.com --display-name "Demo User" | json_field user_id)"
+# The demo page runs on its own origin; the API's origin stays allowed for clients served from it.
+tenant="$("$authctl" tenant create --name Demo --rp-id localhost --origin "$web" --origin "$api" | json_field tenant_id)"
+user="$("$authctl" user create --tenant "$tenant" --email "$email" --display-name "Demo User" | json_field user_id)"
 token="$("$authctl" token issue --tenant "$tenant" --user "$user" --ttl 86400 | json_field token)"
 (umask 077 && cat >"$state/demo.env") <<EOF
 # Written by scripts/dev.sh; valid while it runs (moto keeps data in memory).
 export API=$api
+export WEB=$web
 export TENANT_ID=$tenant
 export USER_ID=$user
+export EMAIL=$email
 export TOKEN=$token
 # authctl token issue signs with the local run's KMS key:
 export AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
@@ -192,11 +213,35 @@ for check in "POST /v1/users/me/mfa/webauthn/register 401" \
   [ "$status" = "$expected" ] || say "warning: $method $path answered $status, expected $expected; see the log above"
 done
 
+# --- 5. demo page and API docs ----------------------------------------------------------------
+# The page's settings, served as /config.js: only what the page needs (no AWS settings). It is a
+# local demo, so the demo user's bearer token is in it.
+(umask 077 && cat >"$state/web-config.json") <<EOF
+{"api": "$api", "tenant_id": "$tenant", "user_id": "$user", "email": "$email", "token": "$token"}
+EOF
+[ -f web/docs/node_modules/swagger-ui-dist/swagger-ui-bundle.js ] ||
+  say "warning: Swagger UI is not vendored, $web/docs/ will not render (scripts/install-tools.sh dev runs npm ci in web/docs; needs npm)"
+say "serving the demo page on $web (log: $state/web.log)"
+"$venv/bin/python" scripts/web_server.py --port "$web_port" --config "$state/web-config.json" \
+  </dev/null >"$state/web.log" 2>&1 &
+web_pid=$!
+started+=("$web_pid")
+for _ in $(seq 50); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$web/config.js")" = 200 ] && break
+  kill -0 "$web_pid" 2>/dev/null || { tail -n 20 "$state/web.log" >&2; die "the web server exited"; }
+  sleep 0.2
+done
+
 cat <<EOF
 
 ==================================================================================================
  API ready on $api (moto on 127.0.0.1:$moto_port). Ctrl-C stops everything.
  LOCAL RUN: the admin API (/v1/admin/...) accepts requests WITHOUT IAM authorization.
+
+ Demo page: $web/
+   register passkeys and security keys, log in with MFA or passwordless (e-mail, autofill),
+   manage credentials, see token claims and the audit trail (uses the demo token below)
+ API docs:  $web/docs/  (Swagger UI over api/openapi.yaml)
 
  Demo tenant, user and a 24 h token (also in $state/demo.env):
    export TENANT_ID=$tenant
@@ -209,17 +254,18 @@ cat <<EOF
    curl -s "$api/.well-known/openid-configuration"   # → jwks_uri
    curl -s "$api/.well-known/jwks.json"
    # an MFA challenge, as the primary login would create it:
-   target/debug/authctl mfa-challenge create --tenant \$TENANT_ID --user \$USER_ID
-   curl -s -X POST "$api/v1/users/me/mfa/webauthn/register/complete" \\
-     -H "Authorization: Bearer \$TOKEN" -H "X-Tenant-ID: \$TENANT_ID" -H 'Content-Type: application/json' \\
-     -d '{"credential": <PublicKeyCredential from the browser>, "device_name": "Laptop", "method_type": "webauthn_passkey"}'
+   $authctl mfa-challenge create --tenant \$TENANT_ID --user \$USER_ID
+   # register/complete takes a credential only a browser makes: use the demo page ($web/)
    # passwordless login (after enrolling a passkey), then its audit trail:
    curl -s -X POST "$api/api/v1/webauthn/authenticate/begin" -H "X-Tenant-ID: \$TENANT_ID" \
-     -H 'Content-Type: application/json' -d '{"email": "demo@example.com"}'
-   target/debug/authctl audit list --tenant \$TENANT_ID
+     -H 'Content-Type: application/json' -d '{"email": "$email"}'
+   $authctl audit list --tenant \$TENANT_ID
 ==================================================================================================
 
 EOF
+
+# Ready: for scripts that run dev.sh in the background (removed again when dev.sh stops).
+printf 'API=%s\nWEB=%s\nPID=%s\n' "$api" "$web" "$$" >"$state/dev.ready"
 
 status=0
 wait "$watch_pid" || status=$?
