@@ -199,7 +199,7 @@ pub fn request_id(req: &Request) -> String {
 /// service writes far below DynamoDB's 400 KB item limit.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Parses a JSON body, with a message that says what is wrong and where.
+/// Parses a JSON object body, with a message that says what is wrong and where.
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes = req.body().as_ref();
     if bytes.len() > MAX_BODY_BYTES {
@@ -213,6 +213,13 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidRequest,
             "a JSON request body is required",
+        ));
+    }
+    // Every body of this API is an object; serde would also read a struct from an array.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            "the request body must be a JSON object",
         ));
     }
     serde_json::from_slice(bytes).map_err(|e| {

@@ -85,6 +85,13 @@ pub fn parse_email(email: &str) -> Result<String, ApiError> {
     Ok(email)
 }
 
+pub fn tenant_not_found() -> ApiError {
+    ApiError::not_found(
+        ErrorCode::TenantNotFound,
+        "the X-Tenant-ID tenant does not exist",
+    )
+}
+
 pub fn user_not_found() -> ApiError {
     ApiError::not_found(ErrorCode::UserNotFound, "no user has this e-mail address")
 }
@@ -102,12 +109,7 @@ pub async fn resolve_user(
                 store.get_tenant(&tenant_id),
                 store.find_user_by_email_in_tenant(&tenant_id, email),
             )?;
-            let tenant = tenant.ok_or_else(|| {
-                ApiError::not_found(
-                    ErrorCode::TenantNotFound,
-                    "the X-Tenant-ID tenant does not exist",
-                )
-            })?;
+            let tenant = tenant.ok_or_else(tenant_not_found)?;
             match user {
                 Some(user) => Ok(LoginUser::Known { tenant, user }),
                 None if tenant.conceal_unknown_users => Ok(LoginUser::Concealed { tenant }),

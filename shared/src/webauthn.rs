@@ -9,9 +9,9 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    Credential, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, SecurityKey, SecurityKeyAuthentication, SecurityKeyRegistration,
-    WebauthnError,
+    Credential, DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, SecurityKey, SecurityKeyAuthentication,
+    SecurityKeyRegistration, WebauthnError,
 };
 use webauthn_rs_proto::{
     AuthenticatorAttachment, CredentialProtectionPolicy, PublicKeyCredentialCreationOptions,
@@ -187,6 +187,9 @@ pub enum AuthenticationState {
     Passkey(PasskeyAuthentication),
     /// User verification preferred.
     SecurityKey(SecurityKeyAuthentication),
+    /// Usernameless login: no credential listed, user verification required; the assertion's
+    /// user handle names the user.
+    Discoverable(DiscoverableAuthentication),
 }
 
 /// A passkey whose counter may legitimately go backwards: backup-eligible at registration
@@ -318,6 +321,32 @@ pub fn start_authentication(
     Ok(StartedAuthentication { options, state })
 }
 
+/// Request options for a usernameless login: an empty `allowCredentials`, so the browser
+/// offers the RP's discoverable credentials (passkeys), also in autofill (conditional
+/// mediation); user verification required.
+pub fn start_discoverable_authentication(
+    tenant: &Tenant,
+) -> Result<StartedAuthentication, ApiError> {
+    let (rcr, state) = tenant
+        .webauthn()?
+        .start_discoverable_authentication()
+        .map_err(|e| ApiError::internal(format!("start discoverable authentication: {e}")))?;
+    Ok(StartedAuthentication {
+        options: rcr.public_key,
+        state: AuthenticationState::Discoverable(state),
+    })
+}
+
+/// The user an assertion's `userHandle` names: this service registers credentials with the
+/// user id's 16 bytes as the WebAuthn user handle. `None` when absent or not a user id.
+pub fn user_handle(credential: &PublicKeyCredential) -> Option<Uuid> {
+    credential
+        .response
+        .user_handle
+        .as_deref()
+        .and_then(|handle| Uuid::from_slice(handle).ok())
+}
+
 /// Why an assertion was refused. Each surface maps it to its own error, exhaustively.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AssertionRejected {
@@ -356,6 +385,21 @@ pub fn finish_authentication(
         AuthenticationState::Passkey(s) => webauthn.finish_passkey_authentication(credential, s),
         AuthenticationState::SecurityKey(s) => {
             webauthn.finish_securitykey_authentication(credential, s)
+        }
+        AuthenticationState::Discoverable(s) => {
+            // No list in the state: the credential is the registered one with the presented id.
+            let presented = credential.get_credential_id();
+            let Some(record) = registered
+                .iter()
+                .find(|r| r.credential_id.as_bytes() == presented)
+            else {
+                return Ok(Err(AssertionRejected::UnknownCredential));
+            };
+            webauthn.finish_discoverable_authentication_v2(
+                credential,
+                s.clone(),
+                webauthn_credential(record)?,
+            )
         }
     };
     let result = match result {

@@ -1,5 +1,6 @@
 //! `POST /api/v1/webauthn/authenticate/complete` (seed 003) `{credential, email}`: finishes a
-//! passwordless login. In the seed's order: the user by e-mail (the `email-index` GSI); the
+//! passwordless login. Without `email` (a usernameless login begun with `{}`), `X-Tenant-ID`
+//! names the tenant and the assertion's user handle the user; the rest is the same. In the seed's order: the user by e-mail (the `email-index` GSI); the
 //! challenge the assertion was made for (named by its clientDataJSON) and its expiry, read
 //! together with the credential under the user's key (ownership); the assertion (signature,
 //! client data, RP id, origin, user verification, backup eligibility) and user handle; the
@@ -14,9 +15,13 @@ use serde::Deserialize;
 use shared::audit::{Audit, AuditEvent};
 use shared::device::fingerprint;
 use shared::error::{ApiError, ErrorCode};
-use shared::http::{json_body, optional_tenant_header, request_id, respond_v1, v1_ok, ApiResult};
-use shared::ids::{CredentialId, SessionId};
-use shared::passwordless::{parse_email, resolve_user, unknown_user, LoginCeremony, LoginUser};
+use shared::http::{
+    json_body, optional_tenant_header, request_id, respond_v1, tenant_header, v1_ok, ApiResult,
+};
+use shared::ids::{CredentialId, SessionId, UserId};
+use shared::passwordless::{
+    parse_email, resolve_user, tenant_not_found, unknown_user, LoginCeremony, LoginUser,
+};
 use shared::session::{access_token, new_refresh_token, TokenData};
 use shared::store::{
     ChallengeKind, ChallengeRecord, ConsumeChallenge, CredentialRecord, DeviceSighting,
@@ -26,7 +31,8 @@ use shared::tenant::Tenant;
 use shared::webauthn::webauthn_rs_proto::PublicKeyCredential;
 use shared::webauthn::{
     challenge_from_client_data, credential_use, finish_authentication, key_amr,
-    presented_credential_id, AssertionRejected, AuthenticationResult,
+    presented_credential_id, user_handle, AssertionRejected, AuthenticationResult,
+    AuthenticationState,
 };
 use tracing::{instrument, Span};
 
@@ -38,7 +44,9 @@ pub type State = shared::state::Issuing;
 #[derive(Deserialize)]
 struct CompleteRequest {
     credential: PublicKeyCredential,
-    email: String,
+    /// Absent: a usernameless login, whose user the assertion's user handle names.
+    #[serde(default)]
+    email: Option<String>,
 }
 
 #[instrument(skip_all, fields(request_id = %request_id(&req), tenant_id, user_id, credential_id))]
@@ -123,14 +131,19 @@ fn refusal(tenant: &Tenant, failure: LoginFailure) -> ApiError {
 /// A parsed, bounded request: nothing here has touched the store yet.
 struct Attempt {
     body: CompleteRequest,
-    email: String,
+    email: Option<String>,
     presented: CredentialId,
     key: String,
 }
 
 fn parse(req: &Request) -> Result<Attempt, ApiError> {
     let body: CompleteRequest = json_body(req).map_err(completion_failed)?;
-    let email = parse_email(&body.email).map_err(completion_failed)?;
+    let email = body
+        .email
+        .as_deref()
+        .map(parse_email)
+        .transpose()
+        .map_err(completion_failed)?;
     let presented = presented_credential_id(&body.credential.raw_id).map_err(completion_failed)?;
     let challenge = challenge_from_client_data(&body.credential.response.client_data_json)
         .map_err(completion_failed)?;
@@ -152,8 +165,11 @@ async fn complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult 
     let span = Span::current();
     span.record("credential_id", tracing::field::display(&attempt.presented));
 
-    // 1. User lookup.
-    let login = resolve_user(store, header, &attempt.email).await?;
+    // 1. User lookup: by e-mail, or (usernameless) by the assertion's user handle.
+    let login = match &attempt.email {
+        Some(email) => Claim::Email(resolve_user(store, header, email).await?),
+        None => usernameless(store, req, &attempt.body.credential).await?,
+    };
     let tenant = login.tenant();
     span.record("tenant_id", tracing::field::display(tenant.tenant_id));
 
@@ -169,6 +185,78 @@ async fn complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult 
     open_session(state, req, tenant, &verified, &attempt, audit, now).await
 }
 
+/// Whom the request says is logging in.
+enum Claim {
+    /// The seed's flow: the user an e-mail address names.
+    Email(LoginUser),
+    /// Usernameless: the tenant `X-Tenant-ID` names and the user id in the assertion's user
+    /// handle (nil without one); `user` is `None` when no user of the tenant has that id.
+    Handle {
+        tenant: Tenant,
+        user_id: UserId,
+        user: Option<UserRecord>,
+    },
+}
+
+impl Claim {
+    fn tenant(&self) -> &Tenant {
+        match self {
+            Claim::Email(login) => login.tenant(),
+            Claim::Handle { tenant, .. } => tenant,
+        }
+    }
+
+    /// The user the presented credential is read under.
+    fn user_id(&self) -> UserId {
+        match self {
+            Claim::Email(login) => login.user_id(),
+            Claim::Handle { user_id, .. } => *user_id,
+        }
+    }
+
+    fn known(&self) -> Option<&UserRecord> {
+        match self {
+            Claim::Email(login) => login.known(),
+            Claim::Handle { user, .. } => user.as_ref(),
+        }
+    }
+
+    /// Whether a login challenge stored for `owner` with `state` was issued for this kind of
+    /// login: an e-mail login takes its user's challenge (or, on a concealing tenant, a
+    /// stand-in's), a usernameless login only a usernameless challenge. Anything else is
+    /// another login's challenge.
+    fn issued_for(&self, owner: UserId, state: Option<&AuthenticationState>) -> bool {
+        let discoverable = matches!(state, Some(AuthenticationState::Discoverable(_)));
+        match self {
+            Claim::Email(login) => {
+                let stand_in = login.tenant().conceal_unknown_users && owner == unknown_user();
+                (owner == login.user_id() || stand_in) && !discoverable
+            }
+            Claim::Handle { .. } => owner == unknown_user() && discoverable,
+        }
+    }
+}
+
+/// The usernameless claim: `X-Tenant-ID` is required (the tenant's RP issued the challenge),
+/// and the user handle names the user within it.
+async fn usernameless(
+    store: &Store,
+    req: &Request,
+    credential: &PublicKeyCredential,
+) -> Result<Claim, ApiError> {
+    let tenant_id = tenant_header(req).map_err(completion_failed)?;
+    let user_id = user_handle(credential).map_or_else(unknown_user, UserId::from);
+    let (tenant, user) = tokio::try_join!(
+        store.get_tenant(&tenant_id),
+        store.get_user(&tenant_id, &user_id),
+    )?;
+    Ok(Claim::Handle {
+        tenant: tenant.ok_or_else(tenant_not_found)?,
+        user_id,
+        user,
+    })
+}
+
 /// What a verified assertion established.
 struct Verified {
     user: UserRecord,
@@ -180,7 +268,7 @@ struct Verified {
 /// here has done the same store work (two key reads), whoever the address names.
 async fn verify(
     store: &Store,
-    login: &LoginUser,
+    login: &Claim,
     attempt: &Attempt,
     audit: &mut Audit,
     now: i64,
@@ -199,29 +287,24 @@ async fn verify(
     // The challenge, a record this service wrote, establishes the tenant: the attempt is filed.
     audit.tenant(tenant);
     audit.credential = Some(attempt.presented.clone());
-    let stand_in = tenant.conceal_unknown_users && challenge.user_id == unknown_user();
-    if challenge.user_id != login.user_id() && !stand_in {
-        // Another user's pending login: it was exposed, so it is burnt like a failure.
+    let ceremony: LoginCeremony =
+        serde_json::from_str(challenge.state.as_deref().unwrap_or_default())
+            .map_err(|e| ApiError::internal(format!("stored login state: {e}")))?;
+    if !login.issued_for(challenge.user_id, ceremony.auth.as_ref()) {
+        // Another login's challenge: it was exposed, so it is burnt like a failure.
         return Ok(Err(LoginFailure::ChallengeNotFound));
     }
     audit.user = login.known().map(|u| u.user_id);
     if challenge.expires_at <= now {
         return Ok(Err(LoginFailure::ChallengeNotFound));
     }
-    let (Some(credential), Some(user)) = (credential, login.known()) else {
+    let (Some(credential), Some(user), Some(auth)) = (credential, login.known(), ceremony.auth)
+    else {
         return Ok(Err(LoginFailure::Rejected(
             AssertionRejected::UnknownCredential,
         )));
     };
     audit.method = Some(credential.method_type.as_str().to_owned());
-    let ceremony: LoginCeremony =
-        serde_json::from_str(challenge.state.as_deref().unwrap_or_default())
-            .map_err(|e| ApiError::internal(format!("stored login state: {e}")))?;
-    let Some(auth) = ceremony.auth else {
-        return Ok(Err(LoginFailure::Rejected(
-            AssertionRejected::UnknownCredential,
-        )));
-    };
     let registered = std::slice::from_ref(&credential);
     let result = match finish_authentication(tenant, &auth, &attempt.body.credential, registered)? {
         Ok(result) => result,

@@ -722,12 +722,33 @@ impl Reply {
 pub enum Authenticator {
     Passkey(SoftPasskey),
     SecurityKey(Box<SoftToken>),
+    /// A passkey that keeps its credentials: see [`ResidentPasskey`].
+    Resident(ResidentPasskey),
+}
+
+/// A discoverable passkey, as a phone or laptop keeps one: `SoftPasskey` does every signature,
+/// and this remembers what its storage would (credential id → the user handle the
+/// registration named), so it can answer options with an empty `allowCredentials` and return
+/// the user handle with each assertion. The user handle is not signed data: the browser
+/// passes the stored one on beside the signed authenticator data.
+pub struct ResidentPasskey {
+    key: SoftPasskey,
+    /// (credential id, user handle), in registration order.
+    resident: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Authenticator {
     pub fn passkey() -> Self {
         // `true`: the soft authenticator reports user verification, as a passkey does.
         Authenticator::Passkey(SoftPasskey::new(true))
+    }
+
+    /// A passkey that keeps its credentials, for usernameless login.
+    pub fn resident_passkey() -> Self {
+        Authenticator::Resident(ResidentPasskey {
+            key: SoftPasskey::new(true),
+            resident: Vec::new(),
+        })
     }
 
     pub fn passkey_without_uv() -> Self {
@@ -749,24 +770,49 @@ impl Authenticator {
             Authenticator::SecurityKey(token) => Authenticator::SecurityKey(Box::new(
                 SoftToken::from_cbor(&token.to_cbor().expect("cbor")).expect("clone"),
             )),
-            Authenticator::Passkey(_) => panic!("only soft tokens can be cloned"),
+            Authenticator::Passkey(_) | Authenticator::Resident(_) => {
+                panic!("only soft tokens can be cloned")
+            }
         }
     }
 
     /// `navigator.credentials.get()` from the request options JSON the API returned.
     pub fn authenticate(&mut self, options: &Value, origin: &str) -> Result<Value, String> {
-        let options: PublicKeyCredentialRequestOptions =
+        let mut options: PublicKeyCredentialRequestOptions =
             serde_json::from_value(options.clone()).map_err(|e| e.to_string())?;
         let origin = Url::parse(origin).map_err(|e| e.to_string())?;
+        // A resident passkey picks its own credential when the RP lists none (usernameless).
+        let mut handle = None;
+        if let Authenticator::Resident(passkey) = &*self {
+            let listed = |id: &Vec<u8>| {
+                options.allow_credentials.is_empty()
+                    || options.allow_credentials.iter().any(|c| c.id[..] == id[..])
+            };
+            let (id, user) = passkey
+                .resident
+                .iter()
+                .find(|(id, _)| listed(id))
+                .ok_or("no resident credential for these options")?;
+            options.allow_credentials = vec![webauthn_rs_proto::AllowCredentials {
+                type_: "public-key".into(),
+                id: id.clone(),
+                transports: None,
+            }];
+            handle = Some(user.clone());
+        }
         let rcr = RequestChallengeResponse {
             public_key: options,
             mediation: None,
         };
-        let credential = match self {
+        let mut credential = match self {
             Authenticator::Passkey(a) => a.do_authentication(origin, rcr),
             Authenticator::SecurityKey(a) => a.as_mut().do_authentication(origin, rcr),
+            Authenticator::Resident(a) => a.key.do_authentication(origin, rcr),
         }
         .map_err(|e| format!("{e:?}"))?;
+        if let Some(handle) = handle {
+            credential.response.user_handle = Some(handle);
+        }
         serde_json::to_value(credential).map_err(|e| e.to_string())
     }
 
@@ -775,7 +821,7 @@ impl Authenticator {
     pub fn register(&mut self, options: &Value, origin: &str) -> Result<Value, String> {
         let mut options: PublicKeyCredentialCreationOptions =
             serde_json::from_value(options.clone()).map_err(|e| e.to_string())?;
-        if let (Authenticator::Passkey(_), Some(selection)) =
+        if let (Authenticator::Passkey(_) | Authenticator::Resident(_), Some(selection)) =
             (&*self, options.authenticator_selection.as_mut())
         {
             // SoftPasskey keeps no resident keys and refuses WebAuthn L1's `requireResidentKey`.
@@ -784,12 +830,20 @@ impl Authenticator {
             selection.require_resident_key = false;
         }
         let origin = Url::parse(origin).map_err(|e| e.to_string())?;
+        let user_handle = options.user.id.to_vec();
         let ccr = CreationChallengeResponse {
             public_key: options,
         };
         let credential = match self {
             Authenticator::Passkey(a) => a.do_registration(origin, ccr),
             Authenticator::SecurityKey(a) => a.as_mut().do_registration(origin, ccr),
+            Authenticator::Resident(a) => {
+                let credential = a.key.do_registration(origin, ccr);
+                if let Ok(credential) = &credential {
+                    a.resident.push((credential.raw_id.to_vec(), user_handle));
+                }
+                credential
+            }
         }
         .map_err(|e| format!("{e:?}"))?;
         serde_json::to_value(credential).map_err(|e| e.to_string())

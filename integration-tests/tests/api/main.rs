@@ -22,3 +22,4 @@ mod registration;
 mod single_use;
 mod template;
 mod tokens;
+mod usernameless;
