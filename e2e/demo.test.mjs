@@ -81,19 +81,35 @@ async function useAuthenticator(options) {
     : null;
 }
 
-/** Waits for a result area to finish; returns its state and text. */
-async function result(id) {
-  const area = page.locator(`#${id}`);
-  await page.waitForSelector(`#${id}.ok, #${id}.error`, { timeout: RESULT_TIMEOUT });
-  return { ok: (await area.getAttribute("class")).includes("ok"), text: (await area.innerText()).trim() };
+/**
+ * Waits until a result area shows `kind` ("ok" or "error") with text matching `pattern`, or the
+ * other kind (a failure, reported at once); returns its kind and text. Areas are updated after
+ * each action, so waiting for the expected text (not just any result) avoids reading an old one.
+ */
+async function settle(id, kind, pattern) {
+  const read = () => page.evaluate((id) => {
+    const area = document.getElementById(id);
+    return { kind: area.classList.contains("ok") ? "ok" : area.classList.contains("error") ? "error" : "busy",
+      text: area.innerText.trim() };
+  }, id);
+  try {
+    await page.waitForFunction(([id, kind, source, flags]) => {
+      const area = document.getElementById(id);
+      const other = kind === "ok" ? "error" : "ok";
+      return area.classList.contains(other)
+        || (area.classList.contains(kind) && new RegExp(source, flags).test(area.innerText.trim()));
+    }, [id, kind, pattern.source, pattern.flags], { timeout: RESULT_TIMEOUT });
+  } catch (err) {
+    const now = await read();
+    assert.fail(`#${id} did not show ${kind} ${pattern} within ${RESULT_TIMEOUT} ms; it shows (${now.kind}) ${now.text}`);
+  }
+  const now = await read();
+  assert.equal(now.kind, kind, `#${id} shows ${now.kind} instead of ${kind}: ${now.text}`);
+  assert.match(now.text, pattern);
+  return now.text;
 }
-
-async function expectOk(id, pattern) {
-  const r = await result(id);
-  assert.ok(r.ok, `#${id} shows an error: ${r.text}`);
-  assert.match(r.text, pattern);
-  return r.text;
-}
+const expectOk = (id, pattern) => settle(id, "ok", pattern);
+const expectError = (id, pattern) => settle(id, "error", pattern);
 
 /** The claims the page shows for the current token (the JSON before the time comments). */
 async function shownClaims() {
@@ -242,12 +258,10 @@ try {
     const started = Date.now();
     await page.fill("#device-name", "No-UV authenticator");
     await page.click("#register-passkey");
-    const r = await result("register-result");
     // Chromium refuses userVerification "required" itself, at once: NotAllowedError, and the
     // API never receives a credential (no register/complete call).
-    assert.ok(!r.ok, `registered without user verification: ${r.text}`);
-    assert.match(r.text, /^Browser \(WebAuthn\) error NotAllowedError: /);
-    console.log(`\n[e2e]    Chromium refused in ${Date.now() - started} ms (incl. the options call): ${r.text}`);
+    const text = await expectError("register-result", /^Browser \(WebAuthn\) error NotAllowedError: /);
+    console.log(`\n[e2e]    Chromium refused in ${Date.now() - started} ms (incl. the options call): ${text}`);
     assert.equal((await apiCredentials()).length, before);
     assert.equal(await rows().count(), before);
   });
@@ -303,9 +317,7 @@ try {
     // empty name is refused whatever the token.
     await row("USB key with PIN").locator("input.rename").fill("   ");
     await row("USB key with PIN").locator("button.rename-button").click();
-    const r = await result("credentials-result");
-    assert.ok(!r.ok);
-    assert.match(r.text, /^API error \(HTTP 400\) code: invalid_request message: /);
+    await expectError("credentials-result", /^API error \(HTTP 400\) code: invalid_request message: /);
     assert.equal(await page.locator("#credentials-result .error-code").innerText(), "invalid_request");
   });
 

@@ -133,6 +133,11 @@ function busy(area, text) {
   area.textContent = text;
 }
 
+function note(area, text) {
+  area.className = "result note";
+  area.textContent = text;
+}
+
 /** The JWT's payload, decoded (display only: the page does not verify tokens). */
 function claims(token) {
   const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
@@ -208,6 +213,7 @@ function credentialRow(c) {
 
 async function renameCredential(id, name) {
   const area = $("#credentials-result");
+  busy(area, "Renaming…");
   try {
     const renamed = await api("PATCH", `/v1/users/me/mfa/webauthn/credentials/${id}`,
       { auth: true, body: { device_name: name } });
@@ -221,6 +227,7 @@ async function renameCredential(id, name) {
 
 async function deleteCredential(id) {
   const area = $("#credentials-result");
+  busy(area, "Deleting…");
   try {
     await api("DELETE", `/v1/users/me/mfa/webauthn/credentials/${id}`, { auth: true });
     await loadCredentials();
@@ -244,9 +251,10 @@ async function loadAudit() {
         el("td", { class: "outcome" }, r.outcome),
         el("td", {}, r.code ? el("code", {}, r.code) : ""),
         el("td", {}, r.method ?? ""),
-        el("td", {}, r.actor ?? ""),
+        el("td", { class: "actor" }, r.actor ?? ""),
         el("td", { class: "target" }, r.target ?? r.credential_id ?? r.session_id ?? ""))));
-    ok(area, records.length ? `The latest ${records.length} records, newest first.` : "No records yet.");
+    ok(area, records.length === 0 ? "No records yet."
+      : records.length === 1 ? "The latest record." : `The latest ${records.length} records, newest first.`);
   } catch (err) {
     fail(area, err);
   }
@@ -362,7 +370,7 @@ async function startAutofill() {
   if (state.conditional) return;
   const area = $("#autofill-result");
   if (!(await PublicKeyCredential.isConditionalMediationAvailable?.())) {
-    ok(area, "This browser does not offer passkeys in autofill.");
+    note(area, "Passkeys in autofill are not available in this browser (no platform authenticator?).");
     return;
   }
   const controller = new AbortController();
