@@ -33,6 +33,16 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 
+# The demo page in Chromium against the local run (scripts/e2e.sh: starts and stops dev.sh, runs
+# scripts/contract.sh if present). E2E=0 skips it (it needs Node.js and cargo-lambda, and a cold
+# start builds every function first).
+if [ "${E2E:-1}" != 0 ]; then
+  step "browser end-to-end (scripts/e2e.sh)"
+  scripts/e2e.sh
+else
+  step "browser end-to-end: skipped (E2E=0)"
+fi
+
 # One closing line for the whole run, summed over every test binary; printed last, after packaging.
 summary="$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
      END { printf "summary: %d passed, %d failed", p, f }' "$log")"
