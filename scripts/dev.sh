@@ -257,7 +257,7 @@ cat <<EOF
    $authctl mfa-challenge create --tenant \$TENANT_ID --user \$USER_ID
    # register/complete takes a credential only a browser makes: use the demo page ($web/)
    # passwordless login (after enrolling a passkey), then its audit trail:
-   curl -s -X POST "$api/api/v1/webauthn/authenticate/begin" -H "X-Tenant-ID: \$TENANT_ID" \
+   curl -s -X POST "$api/api/v1/webauthn/authenticate/begin" -H "X-Tenant-ID: \$TENANT_ID" \\
      -H 'Content-Type: application/json' -d '{"email": "$email"}'
    $authctl audit list --tenant \$TENANT_ID
 ==================================================================================================

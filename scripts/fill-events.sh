@@ -47,7 +47,7 @@ if [ -r .local/demo.env ]; then
 fi
 cargo build -q --bin authctl
 out=target/events
-"$python" scripts/fill_events.py --api "$api" --authctl target/debug/authctl --out "$out" "$@"
+"$python" scripts/fill_events.py --api "$api" --authctl "${CARGO_TARGET_DIR:-target}/debug/authctl" --out "$out" "$@"
 
 [ "$check" = 1 ] || exit 0
 
