@@ -231,6 +231,8 @@ for _ in $(seq 50); do
   kill -0 "$web_pid" 2>/dev/null || { tail -n 20 "$state/web.log" >&2; die "the web server exited"; }
   sleep 0.2
 done
+[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$web/config.js")" = 200 ] ||
+  die "the demo page did not answer on $web within 10 s (see $state/web.log)"
 
 cat <<EOF
 
