@@ -110,7 +110,7 @@ export RUST_LOG=info
 say "building (first time: a few minutes)"
 cargo build --bins
 
-authctl=target/debug/authctl
+authctl="${CARGO_TARGET_DIR:-target}/debug/authctl"
 # The same key and secret sources as the deployed stack: a KMS signing key (ES256, or RS256
 # with TOKEN_ALGORITHM=RS256) and the two generated secrets, in moto's KMS and Secrets Manager.
 keys="$("$venv/bin/python" scripts/local_keys.py "$AWS_ENDPOINT_URL" "${TOKEN_ALGORITHM:-ES256}")" \
