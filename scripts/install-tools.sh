@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs and the machine lacks; safe to run again (it only adds).
-#   scripts/install-tools.sh test     rustfmt/clippy, moto's server, cfn-lint, PyJWT, SAM CLI (sam validate)
+#   scripts/install-tools.sh test     rustfmt/clippy, moto's server, cfn-lint, PyJWT, SAM CLI (sam validate),
+#                                     schemathesis (scripts/contract.sh)
 #   scripts/install-tools.sh dev      rustfmt/clippy, moto's server, cfn-lint, cargo-lambda (local run);
 #                                     Swagger UI for the docs page (npm ci in web/docs) if npm exists
 #   scripts/install-tools.sh e2e      Chromium (apt-get, if /usr/bin/chromium is missing), playwright-core
@@ -76,6 +77,10 @@ fi
 if [ "$mode" = test ]; then
   { [ -x "$venv/bin/sam" ] && "$venv/bin/python" -c 'import samcli' 2>/dev/null; } ||
     need+=('aws-sam-cli>=1.170,<2')
+  # schemathesis for scripts/contract.sh (api/openapi.yaml against the local API); pinned: its
+  # CLI flags and checks change between releases.
+  "$venv/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("schemathesis") != "4.32.5")' 2>/dev/null ||
+    need+=('schemathesis==4.32.5')
 fi
 if [ "$mode" = dev ] || [ "$mode" = package ]; then
   [ -x "$venv/bin/cargo-lambda" ] || need+=('cargo-lambda>=1.9,<2')

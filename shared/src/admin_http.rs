@@ -107,8 +107,15 @@ pub fn encode_cursor(key: &Item) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&map).unwrap_or_default())
 }
 
-/// `?cursor=` back into a page key, accepting only the listing's own key attributes.
-pub fn cursor_param(req: &Request, attributes: &[&str]) -> Result<Option<Item>, ApiError> {
+/// `?cursor=` back into a page key. A cursor this API returned holds exactly the listing's key
+/// attributes, each with a value `valid` accepts (`valid(attribute, value)`); anything else —
+/// fewer or other attributes, an empty value, another tenant's key — is refused here, as DynamoDB
+/// would refuse it as an `ExclusiveStartKey` (a server error, not the client's 400).
+pub fn cursor_param(
+    req: &Request,
+    attributes: &[&str],
+    valid: impl Fn(&str, &str) -> bool,
+) -> Result<Option<Item>, ApiError> {
     let Some(raw) = query_param(req, "cursor") else {
         return Ok(None);
     };
@@ -121,7 +128,11 @@ pub fn cursor_param(req: &Request, attributes: &[&str]) -> Result<Option<Item>, 
         .map_err(|_| invalid())?;
     let map: std::collections::BTreeMap<String, String> =
         serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    if map.is_empty() || !map.keys().all(|k| attributes.contains(&k.as_str())) {
+    let exact = map.len() == attributes.len()
+        && attributes
+            .iter()
+            .all(|a| map.get(*a).is_some_and(|v| valid(a, v)));
+    if !exact {
         return Err(invalid());
     }
     Ok(Some(

@@ -9,7 +9,7 @@ use shared::admin_http::{cursor_param, encode_cursor, iam_caller, page_limit, te
 use shared::error::ApiError;
 use shared::http::{json_response, query_param, request_id, respond, ApiResult};
 use shared::ids::UserId;
-use shared::store::AuditQuery;
+use shared::store::{tenant_user_key, AuditQuery, AuditRecord};
 use tracing::instrument;
 
 pub use shared::admin_http::AdminState as State;
@@ -33,15 +33,33 @@ async fn query(state: &State, req: &Request) -> ApiResult {
     iam_caller(state, req)?;
     let tenant = tenant_param(req)?;
     let user: Option<UserId> = param(req, "user_id")?;
-    let start = cursor_param(req, &["tenant_id", "event_key", "tenant_user"])?;
+    let (from, to): (Option<i64>, Option<i64>) = (param(req, "from")?, param(req, "to")?);
+    if let (Some(from), Some(to)) = (from, to) {
+        if from > to {
+            return Err(ApiError::invalid_field("to", "to must not be before from"));
+        }
+    }
+    // A page key of the listing asked for: the table's key (tenant, event) for a tenant's
+    // records, plus the user-index key for a user's; of this tenant and user only.
+    let tenant_key = tenant.to_string();
+    let user_key = user.map(|user| tenant_user_key(&tenant, &user));
+    let attributes: &[&str] = match user {
+        Some(_) => &["tenant_id", "event_key", "tenant_user"],
+        None => &["tenant_id", "event_key"],
+    };
+    let start = cursor_param(req, attributes, |attribute, value| match attribute {
+        "tenant_id" => value == tenant_key,
+        "tenant_user" => user_key.as_deref() == Some(value),
+        _ => AuditRecord::is_event_key(value),
+    })?;
     let page = state
         .common
         .store
         .query_audit(AuditQuery {
             tenant: &tenant,
             user: user.as_ref(),
-            from: param(req, "from")?,
-            to: param(req, "to")?,
+            from,
+            to,
             limit: page_limit(req)?,
             start,
         })

@@ -7,6 +7,7 @@ use serde_json::json;
 use shared::admin::tenant_view;
 use shared::admin_http::{cursor_param, encode_cursor, iam_caller, page_limit};
 use shared::http::{json_response, request_id, respond, ApiResult};
+use shared::ids::TenantId;
 use tracing::instrument;
 
 pub use shared::admin_http::AdminState as State;
@@ -19,7 +20,7 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
 async fn list(state: &State, req: &Request) -> ApiResult {
     iam_caller(state, req)?;
     let limit = page_limit(req)?;
-    let start = cursor_param(req, &["tenant_id"])?;
+    let start = cursor_param(req, &["tenant_id"], |_, id| id.parse::<TenantId>().is_ok())?;
     let (tenants, next) = state.common.store.list_tenants(limit, start).await?;
     let tenants: Vec<_> = tenants.iter().map(tenant_view).collect();
     Ok(json_response(

@@ -551,3 +551,111 @@ async fn operators_read_users_list_tenants_and_page_through_the_audit() {
     .await
     .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
 }
+
+/// A cursor is the page key this API returned, for the listing it was returned for; anything
+/// else is 400 before it reaches DynamoDB, which refuses a malformed `ExclusiveStartKey` (an
+/// empty, missing or extra key attribute, another partition's key) as a bad request — a 500
+/// here if it got that far. Likewise a time range whose ends are out of order. (moto lets all
+/// of these through, so the answers before the fix were 200s from moto and 500s from DynamoDB.)
+#[tokio::test]
+async fn cursors_and_time_ranges_dynamodb_would_refuse_are_400s() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    let app = TestApp::new().await;
+    let tenant = app.tenant.tenant_id.to_string();
+    let user = app.user.user_id.to_string();
+    let cursor = |key: Value| URL_SAFE_NO_PAD.encode(key.to_string());
+    for key in [json!({ "tenant_id": "" }), json!({ "tenant_id": "x" })] {
+        let bad = cursor(key);
+        admin(&app, true, "GET", TENANTS, &[], &[("cursor", &bad)], None)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+
+    // Two audit records, so a tenant's first page of one has a next page.
+    for _ in 0..2 {
+        let challenge = app.mfa_challenge(&app.user).await;
+        app.backup_code(&challenge, "0000-0000-0001").await;
+        app.clock.advance(10);
+    }
+    let path = [("tenant_id", tenant.as_str())];
+    let first = admin(&app, true, "GET", AUDIT, &path, &[("limit", "1")], None).await;
+    let next = first.body["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let second = admin(&app, true, "GET", AUDIT, &path, &[("cursor", &next)], None).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_eq!(second.body["records"].as_array().map(Vec::len), Some(1));
+
+    let event_key = first.body["records"][0]["event_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other_tenant = shared::ids::TenantId::new_random().to_string();
+    let user_key = format!("{tenant}#{user}");
+    let bad_cursors = [
+        // Another tenant's key, a missing or extra attribute, malformed or empty values.
+        json!({ "tenant_id": other_tenant, "event_key": event_key }),
+        json!({ "tenant_id": tenant }),
+        json!({ "tenant_id": tenant, "event_key": event_key, "tenant_user": user_key }),
+        json!({ "tenant_id": tenant, "event_key": "1#x" }),
+        json!({ "tenant_id": tenant, "event_key": "" }),
+    ];
+    for key in bad_cursors {
+        let bad = cursor(key.clone());
+        let reply = admin(&app, true, "GET", AUDIT, &path, &[("cursor", &bad)], None).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{key}: {}",
+            reply.body
+        );
+        reply.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    // The tenant listing's cursor is not a user listing's, and the other way round.
+    let by_user = [("user_id", user.as_str()), ("cursor", next.as_str())];
+    admin(&app, true, "GET", AUDIT, &path, &by_user, None)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    let user_page = [("user_id", user.as_str()), ("limit", "1")];
+    let first = admin(&app, true, "GET", AUDIT, &path, &user_page, None).await;
+    let user_next = first.body["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let mixed = [("cursor", user_next.as_str())];
+    admin(&app, true, "GET", AUDIT, &path, &mixed, None)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    let other_user = shared::ids::UserId::new_random().to_string();
+    let foreign = [
+        ("user_id", other_user.as_str()),
+        ("cursor", user_next.as_str()),
+    ];
+    admin(&app, true, "GET", AUDIT, &path, &foreign, None)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+
+    // A range whose ends are out of order is refused; ends past what a key can name are not.
+    admin(
+        &app,
+        true,
+        "GET",
+        AUDIT,
+        &path,
+        &[("from", "100"), ("to", "50")],
+        None,
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    let wide = [("from", "-5"), ("to", "9223372036854775807")];
+    let all = admin(&app, true, "GET", AUDIT, &path, &wide, None).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!(all.body["records"].as_array().map(Vec::len), Some(2));
+    let future = [("from", "500000000000"), ("to", "1000000000000")];
+    let none = admin(&app, true, "GET", AUDIT, &path, &future, None).await;
+    assert_eq!(none.status, StatusCode::OK, "{}", none.body);
+    assert_eq!(none.body["records"].as_array().map(Vec::len), Some(0));
+}

@@ -11,7 +11,7 @@ use shared::keys::{PublishedKeys, TokenSigner};
 use shared::mfa::TokenIssuer;
 use shared::state::Issuing;
 
-use crate::harness::{settings, Authenticator, Reply, TestApp};
+use crate::harness::{invoke, settings, Authenticator, TestApp};
 
 /// A GET as API Gateway passes it, received on `domain` (none: no `domainName`).
 fn get(path: &str, domain: Option<&str>, authorizer: Option<Value>) -> Request {
@@ -57,13 +57,11 @@ async fn the_discovery_document_names_the_issuer_its_jwks_and_algorithms() {
     let app = TestApp::new().await;
     let keys = PublishedKeys::new(app.key.jwks());
     let fixed = openid_configuration::State::new(&keys, settings().into());
-    let reply = Reply::from(
-        openid_configuration::handler(
-            &fixed,
-            get("/.well-known/openid-configuration", Some(API_DOMAIN), None),
-        )
-        .await,
-    );
+    let reply = invoke(
+        get("/.well-known/openid-configuration", Some(API_DOMAIN), None),
+        |req| openid_configuration::handler(&fixed, req),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["issuer"], settings().issuer);
     assert_eq!(
@@ -77,39 +75,33 @@ async fn the_discovery_document_names_the_issuer_its_jwks_and_algorithms() {
 
     // Without a configured issuer, the API's own URL is the issuer.
     let derived = openid_configuration::State::new(&keys, unset_issuer());
-    let reply = Reply::from(
-        openid_configuration::handler(
-            &derived,
-            get("/.well-known/openid-configuration", Some(API_DOMAIN), None),
-        )
-        .await,
-    );
+    let reply = invoke(
+        get("/.well-known/openid-configuration", Some(API_DOMAIN), None),
+        |req| openid_configuration::handler(&derived, req),
+    )
+    .await;
     assert_eq!(reply.body["issuer"], format!("https://{API_DOMAIN}"));
     assert_eq!(
         reply.body["jwks_uri"],
         format!("https://{API_DOMAIN}/.well-known/jwks.json")
     );
     // Neither a configured issuer nor a domain: a server fault, reported without internals.
-    let reply = Reply::from(
-        openid_configuration::handler(
-            &derived,
-            get("/.well-known/openid-configuration", None, None),
-        )
-        .await,
-    );
+    let reply = invoke(
+        get("/.well-known/openid-configuration", None, None),
+        |req| openid_configuration::handler(&derived, req),
+    )
+    .await;
     reply.assert_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error");
     // A domain that is not a host name is not taken for one.
-    let reply = Reply::from(
-        openid_configuration::handler(
-            &derived,
-            get(
-                "/.well-known/openid-configuration",
-                Some("evil.example/x?"),
-                None,
-            ),
-        )
-        .await,
-    );
+    let reply = invoke(
+        get(
+            "/.well-known/openid-configuration",
+            Some("evil.example/x?"),
+            None,
+        ),
+        |req| openid_configuration::handler(&derived, req),
+    )
+    .await;
     reply.assert_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error");
 }
 
@@ -153,14 +145,17 @@ async fn the_example_function_echoes_the_claims_the_authorizer_verified() {
         "claims": { "sub": "u-1", "tenant_id": "t-1", "iss": "https://issuer", "amr": "[hwk user]" },
         "scopes": null
     }});
-    let reply = Reply::from(
-        example_whoami::handler(&state, get("/whoami", Some(API_DOMAIN), Some(verified))).await,
-    );
+    let reply = invoke(get("/whoami", Some(API_DOMAIN), Some(verified)), |req| {
+        example_whoami::handler(&state, req)
+    })
+    .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["sub"], "u-1");
     assert_eq!(reply.body["tenant_id"], "t-1");
     // Not behind the authorizer: nothing was verified, so nothing is echoed.
-    let reply =
-        Reply::from(example_whoami::handler(&state, get("/whoami", Some(API_DOMAIN), None)).await);
+    let reply = invoke(get("/whoami", Some(API_DOMAIN), None), |req| {
+        example_whoami::handler(&state, req)
+    })
+    .await;
     reply.assert_error(StatusCode::UNAUTHORIZED, "unauthenticated");
 }

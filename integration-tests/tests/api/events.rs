@@ -10,63 +10,107 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, Response};
+use lambda_http::Request;
 use serde_json::{json, Value};
 
-use crate::harness::{settings, Authenticator, Reply, TestApp};
+use crate::harness::{settings, try_invoke, Authenticator, Reply, TestApp};
 
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
 }
 
-/// The function's handler, as its Lambda binary calls it; `None` for an unknown function.
-async fn dispatch(app: &TestApp, function: &str, req: Request) -> Option<Response<Body>> {
+/// The function's handler, as its Lambda binary calls it, its answer checked against the API
+/// contract (`Err` says how it broke it); `None` for an unknown function.
+async fn dispatch(app: &TestApp, function: &str, req: Request) -> Option<Result<Reply, String>> {
     let (c, a) = (&app.common, &app.admin);
     Some(match function {
-        "register-options" => register_options::handler(&app.register_options, req).await,
-        "register-complete" => register_complete::handler(&app.register_complete, req).await,
-        "mfa-options" => mfa_options::handler(&app.mfa_options, req).await,
-        "mfa-complete" => mfa_complete::handler(&app.mfa_complete, req).await,
-        "backup-code-complete" => {
-            backup_code_complete::handler(&app.backup_code_complete, req).await
+        "register-options" => {
+            try_invoke(req, |req| {
+                register_options::handler(&app.register_options, req)
+            })
+            .await
         }
-        "jwks" => jwks::handler(&app.jwks, req).await,
+        "register-complete" => {
+            try_invoke(req, |req| {
+                register_complete::handler(&app.register_complete, req)
+            })
+            .await
+        }
+        "mfa-options" => try_invoke(req, |req| mfa_options::handler(&app.mfa_options, req)).await,
+        "mfa-complete" => {
+            try_invoke(req, |req| mfa_complete::handler(&app.mfa_complete, req)).await
+        }
+        "backup-code-complete" => {
+            try_invoke(req, |req| {
+                backup_code_complete::handler(&app.backup_code_complete, req)
+            })
+            .await
+        }
+        "jwks" => try_invoke(req, |req| jwks::handler(&app.jwks, req)).await,
         "openid-configuration" => {
             let keys = shared::keys::PublishedKeys::new(app.key.jwks());
             let state = openid_configuration::State::new(&keys, settings().into());
-            openid_configuration::handler(&state, req).await
+            try_invoke(req, |req| openid_configuration::handler(&state, req)).await
         }
-        "example-whoami" => example_whoami::handler(&example_whoami::State, req).await,
-        "authenticate-begin" => authenticate_begin::handler(&app.authenticate_begin, req).await,
+        "example-whoami" => {
+            try_invoke(req, |req| {
+                example_whoami::handler(&example_whoami::State, req)
+            })
+            .await
+        }
+        "authenticate-begin" => {
+            try_invoke(req, |req| {
+                authenticate_begin::handler(&app.authenticate_begin, req)
+            })
+            .await
+        }
         "authenticate-complete" => {
-            authenticate_complete::handler(&app.authenticate_complete, req).await
+            try_invoke(req, |req| {
+                authenticate_complete::handler(&app.authenticate_complete, req)
+            })
+            .await
         }
-        "auth-refresh" => auth_refresh::handler(&app.auth_refresh, req).await,
-        "auth-logout" => auth_logout::handler(&app.auth_logout, req).await,
-        "credentials-list" => credentials_list::handler(c, req).await,
-        "credential-rename" => credential_rename::handler(c, req).await,
-        "credential-delete" => credential_delete::handler(c, req).await,
-        "backup-codes-status" => backup_codes_status::handler(c, req).await,
+        "auth-refresh" => {
+            try_invoke(req, |req| auth_refresh::handler(&app.auth_refresh, req)).await
+        }
+        "auth-logout" => try_invoke(req, |req| auth_logout::handler(&app.auth_logout, req)).await,
+        "credentials-list" => try_invoke(req, |req| credentials_list::handler(c, req)).await,
+        "credential-rename" => try_invoke(req, |req| credential_rename::handler(c, req)).await,
+        "credential-delete" => try_invoke(req, |req| credential_delete::handler(c, req)).await,
+        "backup-codes-status" => try_invoke(req, |req| backup_codes_status::handler(c, req)).await,
         "backup-codes-regenerate" => {
-            backup_codes_regenerate::handler(&app.backup_codes_regenerate, req).await
+            try_invoke(req, |req| {
+                backup_codes_regenerate::handler(&app.backup_codes_regenerate, req)
+            })
+            .await
         }
-        "sessions-list" => sessions_list::handler(c, req).await,
-        "session-revoke" => session_revoke::handler(c, req).await,
-        "sessions-revoke-others" => sessions_revoke_others::handler(c, req).await,
-        "admin-user-create" => admin_user_create::handler(a, req).await,
-        "admin-user-find" => admin_user_find::handler(a, req).await,
-        "admin-user-delete" => admin_user_delete::handler(a, req).await,
-        "admin-mfa-challenge-create" => admin_mfa_challenge_create::handler(a, req).await,
-        "admin-user-sessions-revoke" => admin_user_sessions_revoke::handler(a, req).await,
-        "admin-tenant-create" => admin_tenant_create::handler(a, req).await,
-        "admin-tenant-get" => admin_tenant_get::handler(a, req).await,
-        "admin-tenant-update" => admin_tenant_update::handler(a, req).await,
-        "admin-user-credentials-list" => admin_user_credentials_list::handler(a, req).await,
-        "admin-user-credential-delete" => admin_user_credential_delete::handler(a, req).await,
-        "admin-tenants-list" => admin_tenants_list::handler(a, req).await,
-        "admin-user-get" => admin_user_get::handler(a, req).await,
-        "admin-user-update" => admin_user_update::handler(a, req).await,
-        "admin-audit-query" => admin_audit_query::handler(a, req).await,
+        "sessions-list" => try_invoke(req, |req| sessions_list::handler(c, req)).await,
+        "session-revoke" => try_invoke(req, |req| session_revoke::handler(c, req)).await,
+        "sessions-revoke-others" => {
+            try_invoke(req, |req| sessions_revoke_others::handler(c, req)).await
+        }
+        "admin-user-create" => try_invoke(req, |req| admin_user_create::handler(a, req)).await,
+        "admin-user-find" => try_invoke(req, |req| admin_user_find::handler(a, req)).await,
+        "admin-user-delete" => try_invoke(req, |req| admin_user_delete::handler(a, req)).await,
+        "admin-mfa-challenge-create" => {
+            try_invoke(req, |req| admin_mfa_challenge_create::handler(a, req)).await
+        }
+        "admin-user-sessions-revoke" => {
+            try_invoke(req, |req| admin_user_sessions_revoke::handler(a, req)).await
+        }
+        "admin-tenant-create" => try_invoke(req, |req| admin_tenant_create::handler(a, req)).await,
+        "admin-tenant-get" => try_invoke(req, |req| admin_tenant_get::handler(a, req)).await,
+        "admin-tenant-update" => try_invoke(req, |req| admin_tenant_update::handler(a, req)).await,
+        "admin-user-credentials-list" => {
+            try_invoke(req, |req| admin_user_credentials_list::handler(a, req)).await
+        }
+        "admin-user-credential-delete" => {
+            try_invoke(req, |req| admin_user_credential_delete::handler(a, req)).await
+        }
+        "admin-tenants-list" => try_invoke(req, |req| admin_tenants_list::handler(a, req)).await,
+        "admin-user-get" => try_invoke(req, |req| admin_user_get::handler(a, req)).await,
+        "admin-user-update" => try_invoke(req, |req| admin_user_update::handler(a, req)).await,
+        "admin-audit-query" => try_invoke(req, |req| admin_audit_query::handler(a, req)).await,
         _ => return None,
     })
 }
@@ -309,10 +353,9 @@ async fn replay(event: &EventFile) -> Result<(), String> {
     }
     let req = lambda_http::request::from_str(&filled)
         .map_err(|e| format!("not an API Gateway HTTP API (2.0) event: {e}"))?;
-    let response = dispatch(&app, &event.function, req)
+    let reply = dispatch(&app, &event.function, req)
         .await
-        .ok_or_else(|| format!("no dispatch line for function {}", event.function))?;
-    let reply = Reply::from(response);
+        .ok_or_else(|| format!("no dispatch line for function {}", event.function))??;
     if reply.status != event.status {
         return Err(format!("answered {}: {}", reply.status, reply.body));
     }

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::config::retry::RetryPartition;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use lambda_http::http::header::RETRY_AFTER;
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, Response};
+use lambda_http::Request;
 use serde_json::{json, Value};
 use shared::store::client::{ATTEMPT_TIMEOUT, MAX_ATTEMPTS, OPERATION_TIMEOUT};
 use shared::store::{configure_client, CredentialRecord, SessionRecord, Store, UserRecord};
@@ -496,24 +496,31 @@ impl Endpoint {
     }
 }
 
-async fn call(app: &TestApp, endpoint: Endpoint, req: Request) -> Response<Body> {
-    match endpoint {
-        Endpoint::RegisterOptions => register_options::handler(&app.register_options, req).await,
-        Endpoint::RegisterComplete => register_complete::handler(&app.register_complete, req).await,
-        Endpoint::MfaOptions => mfa_options::handler(&app.mfa_options, req).await,
-        Endpoint::MfaComplete => mfa_complete::handler(&app.mfa_complete, req).await,
-        Endpoint::BackupCodeComplete => {
-            backup_code_complete::handler(&app.backup_code_complete, req).await
+async fn call(app: &TestApp, endpoint: Endpoint, req: Request) -> Reply {
+    harness::invoke(req, |req| async move {
+        match endpoint {
+            Endpoint::RegisterOptions => {
+                register_options::handler(&app.register_options, req).await
+            }
+            Endpoint::RegisterComplete => {
+                register_complete::handler(&app.register_complete, req).await
+            }
+            Endpoint::MfaOptions => mfa_options::handler(&app.mfa_options, req).await,
+            Endpoint::MfaComplete => mfa_complete::handler(&app.mfa_complete, req).await,
+            Endpoint::BackupCodeComplete => {
+                backup_code_complete::handler(&app.backup_code_complete, req).await
+            }
+            Endpoint::PasswordlessBegin => {
+                authenticate_begin::handler(&app.authenticate_begin, req).await
+            }
+            Endpoint::PasswordlessComplete => {
+                authenticate_complete::handler(&app.authenticate_complete, req).await
+            }
+            Endpoint::Refresh => auth_refresh::handler(&app.auth_refresh, req).await,
+            Endpoint::Logout => auth_logout::handler(&app.auth_logout, req).await,
         }
-        Endpoint::PasswordlessBegin => {
-            authenticate_begin::handler(&app.authenticate_begin, req).await
-        }
-        Endpoint::PasswordlessComplete => {
-            authenticate_complete::handler(&app.authenticate_complete, req).await
-        }
-        Endpoint::Refresh => auth_refresh::handler(&app.auth_refresh, req).await,
-        Endpoint::Logout => auth_logout::handler(&app.auth_logout, req).await,
-    }
+    })
+    .await
 }
 
 fn post(path: &str, headers: &[(String, String)], body: Value) -> Request {
@@ -631,9 +638,8 @@ async fn requests(app: &TestApp) -> Vec<(Endpoint, Request)> {
 }
 
 /// A 503 `store_unavailable` in the endpoint's error body, with `Retry-After: 1`, in time.
-fn assert_store_unavailable(endpoint: Endpoint, elapsed: Duration, response: Response<Body>) {
-    let retry_after = response.headers().get(RETRY_AFTER).cloned();
-    let reply = Reply::from(response);
+fn assert_store_unavailable(endpoint: Endpoint, elapsed: Duration, reply: Reply) {
+    let retry_after = reply.headers.get(RETRY_AFTER).cloned();
     let context = format!("{endpoint:?} after {elapsed:?}: {}", reply.body);
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{context}");
     if endpoint.is_v1() {
@@ -811,7 +817,7 @@ async fn a_request_answered_503_succeeds_when_sent_again_unchanged() {
     let response = call(&app, Endpoint::MfaComplete, post(path, &[], body.clone())).await;
     assert_store_unavailable(Endpoint::MfaComplete, started.elapsed(), response);
     proxy.reset();
-    let again = Reply::from(call(&app, Endpoint::MfaComplete, post(path, &[], body)).await);
+    let again = call(&app, Endpoint::MfaComplete, post(path, &[], body)).await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
     assert!(again.body["token"].is_string(), "{}", again.body);
 
@@ -829,14 +835,12 @@ async fn a_request_answered_503_succeeds_when_sent_again_unchanged() {
     .await;
     assert_store_unavailable(Endpoint::Refresh, started.elapsed(), response);
     proxy.reset();
-    let again = Reply::from(
-        call(
-            &app,
-            Endpoint::Refresh,
-            post(path, &app.tenant_headers(), body),
-        )
-        .await,
-    );
+    let again = call(
+        &app,
+        Endpoint::Refresh,
+        post(path, &app.tenant_headers(), body),
+    )
+    .await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
     let rotated = again.body["data"]["refresh_token"].as_str().unwrap();
     assert_ne!(rotated, token);

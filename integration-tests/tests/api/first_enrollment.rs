@@ -11,7 +11,7 @@ use shared::ids::{ChallengeId, TenantId};
 use shared::store::{ChallengeKind, CredentialRecord, UserRecord};
 use shared::tenant::MethodType;
 
-use crate::harness::{api_request, settings, Authenticator, Reply, TestApp, ORIGIN};
+use crate::harness::{api_request, invoke, settings, Authenticator, Reply, TestApp, ORIGIN};
 
 const PASSKEY: &str = "webauthn_passkey";
 const FIDO: &str = "webauthn_fido";
@@ -73,7 +73,10 @@ async fn options_with_grant(app: &TestApp, grant: &str, method: &str) -> Reply {
         &tenant_header(&app.tenant.tenant_id),
         None,
     );
-    Reply::from(register_options::handler(&app.register_options, req).await)
+    invoke(req, |req| {
+        register_options::handler(&app.register_options, req)
+    })
+    .await
 }
 
 /// Register options and completion with the grant alone (no Authorization header).

@@ -2,6 +2,7 @@
 //! tables created from `template.yaml`, requests built as API Gateway HTTP API (payload 2.0)
 //! events, and ceremonies performed by webauthn-authenticator-rs's software authenticators.
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use lambda_http::http::StatusCode;
+use lambda_http::http::{HeaderMap, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use shared::clock::{Clock, ManualClock};
@@ -32,6 +33,8 @@ use webauthn_rs_proto::{
     CreationChallengeResponse, PublicKeyCredentialCreationOptions,
     PublicKeyCredentialRequestOptions, RequestChallengeResponse,
 };
+
+use crate::contract;
 
 pub const ORIGIN: &str = "http://localhost:3000";
 pub const RP_ID: &str = "localhost";
@@ -333,7 +336,10 @@ impl TestApp {
     ) -> Reply {
         let query: Vec<(&str, &str)> = method.map(|m| vec![("method_type", m)]).unwrap_or_default();
         let req = api_request("/v1/users/me/mfa/webauthn/register", &query, headers, None);
-        Reply::from(register_options::handler(&self.register_options, req).await)
+        invoke(req, |req| {
+            register_options::handler(&self.register_options, req)
+        })
+        .await
     }
 
     pub async fn register_complete(&self, headers: &[(String, String)], body: &Value) -> Reply {
@@ -343,7 +349,10 @@ impl TestApp {
             headers,
             Some(body.to_string()),
         );
-        Reply::from(register_complete::handler(&self.register_complete, req).await)
+        invoke(req, |req| {
+            register_complete::handler(&self.register_complete, req)
+        })
+        .await
     }
 
     pub async fn register_complete_raw(&self, headers: &[(String, String)], body: &str) -> Reply {
@@ -353,7 +362,10 @@ impl TestApp {
             headers,
             Some(body.to_owned()),
         );
-        Reply::from(register_complete::handler(&self.register_complete, req).await)
+        invoke(req, |req| {
+            register_complete::handler(&self.register_complete, req)
+        })
+        .await
     }
 
     /// Options → authenticator: the credential JSON a browser would post to complete.
@@ -404,7 +416,7 @@ impl TestApp {
             headers,
             Some(body.to_string()),
         );
-        Reply::from(mfa_options::handler(&self.mfa_options, req).await)
+        invoke(req, |req| mfa_options::handler(&self.mfa_options, req)).await
     }
 
     pub async fn mfa_complete(&self, headers: &[(String, String)], body: &Value) -> Reply {
@@ -414,7 +426,7 @@ impl TestApp {
             headers,
             Some(body.to_string()),
         );
-        Reply::from(mfa_complete::handler(&self.mfa_complete, req).await)
+        invoke(req, |req| mfa_complete::handler(&self.mfa_complete, req)).await
     }
 
     pub async fn backup_code(&self, challenge: &ChallengeId, code: &str) -> Reply {
@@ -425,12 +437,15 @@ impl TestApp {
             &[],
             Some(body.to_string()),
         );
-        Reply::from(backup_code_complete::handler(&self.backup_code_complete, req).await)
+        invoke(req, |req| {
+            backup_code_complete::handler(&self.backup_code_complete, req)
+        })
+        .await
     }
 
     pub async fn jwks_document(&self) -> Reply {
         let req = api_call("GET", "/.well-known/jwks.json", &[], &[], &[], None);
-        Reply::from(jwks::handler(&self.jwks, req).await)
+        invoke(req, |req| jwks::handler(&self.jwks, req)).await
     }
 
     /// Options for a fresh MFA challenge, then the authenticator's assertion for them.
@@ -494,7 +509,10 @@ impl TestApp {
             headers,
             Some(body),
         );
-        Reply::from(authenticate_begin::handler(&self.authenticate_begin, req).await)
+        invoke(req, |req| {
+            authenticate_begin::handler(&self.authenticate_begin, req)
+        })
+        .await
     }
 
     pub async fn login_complete_raw(&self, headers: &[(String, String)], body: String) -> Reply {
@@ -504,7 +522,10 @@ impl TestApp {
             headers,
             Some(body),
         );
-        Reply::from(authenticate_complete::handler(&self.authenticate_complete, req).await)
+        invoke(req, |req| {
+            authenticate_complete::handler(&self.authenticate_complete, req)
+        })
+        .await
     }
 
     pub async fn login_complete(
@@ -543,13 +564,13 @@ impl TestApp {
     pub async fn refresh(&self, headers: &[(String, String)], token: &str) -> Reply {
         let body = json!({ "refresh_token": token }).to_string();
         let req = api_request("/api/v1/auth/refresh", &[], headers, Some(body));
-        Reply::from(auth_refresh::handler(&self.auth_refresh, req).await)
+        invoke(req, |req| auth_refresh::handler(&self.auth_refresh, req)).await
     }
 
     pub async fn logout(&self, headers: &[(String, String)], token: &str) -> Reply {
         let body = json!({ "refresh_token": token }).to_string();
         let req = api_request("/api/v1/auth/logout", &[], headers, Some(body));
-        Reply::from(auth_logout::handler(&self.auth_logout, req).await)
+        invoke(req, |req| auth_logout::handler(&self.auth_logout, req)).await
     }
 }
 
@@ -661,26 +682,63 @@ pub fn api_call_as(
     lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
 }
 
-/// A handler's response as the client sees it.
+/// A handler's response as the client sees it, checked against the API contract.
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
+    pub headers: HeaderMap,
     pub body: Value,
+    /// The body exactly as sent.
+    pub raw: Vec<u8>,
+    /// Only [`invoke`] makes a `Reply`, so none escapes the contract check.
+    _checked: (),
 }
 
-impl From<Response<Body>> for Reply {
-    fn from(response: Response<Body>) -> Self {
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        assert_eq!(content_type, "application/json");
-        let body = serde_json::from_slice(response.body().as_ref()).expect("a JSON body");
-        Reply { status, body }
-    }
+/// Calls `handler` with `req`, as API Gateway would, and checks the answer against
+/// `api/openapi.yaml` for the request's route (its `routeKey`): an undocumented route or status,
+/// a missing required header, another content type or a body the documented schema refuses
+/// fails the test, naming route, status, the failing place and the body.
+pub async fn invoke<F, Fut>(req: Request, handler: F) -> Reply
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response<Body>>,
+{
+    try_invoke(req, handler)
+        .await
+        .unwrap_or_else(|violation| panic!("{violation}"))
+}
+
+/// [`invoke`], with the contract violation as `Err` instead of a panic.
+pub async fn try_invoke<F, Fut>(req: Request, handler: F) -> Result<Reply, String>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response<Body>>,
+{
+    let route = contract::route_key(&req);
+    // Boxed: the handlers' futures are large, and a test awaiting many of them in one
+    // function would otherwise hold them all in its own frame (debug builds overflow the stack).
+    let (parts, raw) = Box::pin(handler(req)).await.into_parts();
+    let raw = raw.as_ref();
+    let violated = |what: String| format!("API contract (api/openapi.yaml) violated: {what}");
+    let body: Value = if raw.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(raw).map_err(|e| {
+            violated(format!(
+                "{route} answered {} with a body that is not JSON ({e}): {:?}",
+                parts.status,
+                String::from_utf8_lossy(raw)
+            ))
+        })?
+    };
+    contract::check(&route, parts.status, &parts.headers, &body).map_err(violated)?;
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        raw: raw.to_vec(),
+        _checked: (),
+    })
 }
 
 impl Reply {
@@ -875,23 +933,31 @@ pub async fn me(
         body.map(|b| b.to_string()),
     );
     let c = &app.common;
-    Reply::from(match (method, route) {
-        ("GET", "/v1/users/me/mfa/webauthn/credentials") => credentials_list::handler(c, req).await,
-        ("PATCH", "/v1/users/me/mfa/webauthn/credentials/{credential_id}") => {
-            credential_rename::handler(c, req).await
+    let key = (method.to_owned(), route.to_owned());
+    invoke(req, |req| async move {
+        match (key.0.as_str(), key.1.as_str()) {
+            ("GET", "/v1/users/me/mfa/webauthn/credentials") => {
+                credentials_list::handler(c, req).await
+            }
+            ("PATCH", "/v1/users/me/mfa/webauthn/credentials/{credential_id}") => {
+                credential_rename::handler(c, req).await
+            }
+            ("DELETE", "/v1/users/me/mfa/webauthn/credentials/{credential_id}") => {
+                credential_delete::handler(c, req).await
+            }
+            ("GET", "/v1/users/me/mfa/backup_codes") => backup_codes_status::handler(c, req).await,
+            ("POST", "/v1/users/me/mfa/backup_codes") => {
+                backup_codes_regenerate::handler(&app.backup_codes_regenerate, req).await
+            }
+            ("GET", "/v1/users/me/sessions") => sessions_list::handler(c, req).await,
+            ("DELETE", "/v1/users/me/sessions") => sessions_revoke_others::handler(c, req).await,
+            ("DELETE", "/v1/users/me/sessions/{session_id}") => {
+                session_revoke::handler(c, req).await
+            }
+            other => panic!("no function for {other:?}"),
         }
-        ("DELETE", "/v1/users/me/mfa/webauthn/credentials/{credential_id}") => {
-            credential_delete::handler(c, req).await
-        }
-        ("GET", "/v1/users/me/mfa/backup_codes") => backup_codes_status::handler(c, req).await,
-        ("POST", "/v1/users/me/mfa/backup_codes") => {
-            backup_codes_regenerate::handler(&app.backup_codes_regenerate, req).await
-        }
-        ("GET", "/v1/users/me/sessions") => sessions_list::handler(c, req).await,
-        ("DELETE", "/v1/users/me/sessions") => sessions_revoke_others::handler(c, req).await,
-        ("DELETE", "/v1/users/me/sessions/{session_id}") => session_revoke::handler(c, req).await,
-        other => panic!("no function for {other:?}"),
     })
+    .await
 }
 
 /// Calls the admin function behind `method route`, as API Gateway passes a request signed by
@@ -908,35 +974,48 @@ pub async fn admin(
     let body = body.map(|b| b.to_string());
     let req = api_call_as(iam_arn, method, route, params, query, &[], body);
     let s = &app.admin;
-    Reply::from(match (method, route) {
-        ("POST", "/v1/admin/tenants") => admin_tenant_create::handler(s, req).await,
-        ("GET", "/v1/admin/tenants") => admin_tenants_list::handler(s, req).await,
-        ("GET", "/v1/admin/tenants/{tenant_id}") => admin_tenant_get::handler(s, req).await,
-        ("PATCH", "/v1/admin/tenants/{tenant_id}") => admin_tenant_update::handler(s, req).await,
-        ("POST", "/v1/admin/tenants/{tenant_id}/users") => admin_user_create::handler(s, req).await,
-        ("GET", "/v1/admin/tenants/{tenant_id}/users") => admin_user_find::handler(s, req).await,
-        ("GET", "/v1/admin/tenants/{tenant_id}/users/{user_id}") => {
-            admin_user_get::handler(s, req).await
+    let key = (method.to_owned(), route.to_owned());
+    invoke(req, |req| async move {
+        match (key.0.as_str(), key.1.as_str()) {
+            ("POST", "/v1/admin/tenants") => admin_tenant_create::handler(s, req).await,
+            ("GET", "/v1/admin/tenants") => admin_tenants_list::handler(s, req).await,
+            ("GET", "/v1/admin/tenants/{tenant_id}") => admin_tenant_get::handler(s, req).await,
+            ("PATCH", "/v1/admin/tenants/{tenant_id}") => {
+                admin_tenant_update::handler(s, req).await
+            }
+            ("POST", "/v1/admin/tenants/{tenant_id}/users") => {
+                admin_user_create::handler(s, req).await
+            }
+            ("GET", "/v1/admin/tenants/{tenant_id}/users") => {
+                admin_user_find::handler(s, req).await
+            }
+            ("GET", "/v1/admin/tenants/{tenant_id}/users/{user_id}") => {
+                admin_user_get::handler(s, req).await
+            }
+            ("PATCH", "/v1/admin/tenants/{tenant_id}/users/{user_id}") => {
+                admin_user_update::handler(s, req).await
+            }
+            ("DELETE", "/v1/admin/tenants/{tenant_id}/users/{user_id}") => {
+                admin_user_delete::handler(s, req).await
+            }
+            ("POST", "/v1/admin/tenants/{tenant_id}/users/{user_id}/mfa-challenges") => {
+                admin_mfa_challenge_create::handler(s, req).await
+            }
+            ("GET", "/v1/admin/tenants/{tenant_id}/users/{user_id}/credentials") => {
+                admin_user_credentials_list::handler(s, req).await
+            }
+            (
+                "DELETE",
+                "/v1/admin/tenants/{tenant_id}/users/{user_id}/credentials/{credential_id}",
+            ) => admin_user_credential_delete::handler(s, req).await,
+            ("DELETE", "/v1/admin/tenants/{tenant_id}/users/{user_id}/sessions") => {
+                admin_user_sessions_revoke::handler(s, req).await
+            }
+            ("GET", "/v1/admin/tenants/{tenant_id}/audit") => {
+                admin_audit_query::handler(s, req).await
+            }
+            other => panic!("no admin function for {other:?}"),
         }
-        ("PATCH", "/v1/admin/tenants/{tenant_id}/users/{user_id}") => {
-            admin_user_update::handler(s, req).await
-        }
-        ("DELETE", "/v1/admin/tenants/{tenant_id}/users/{user_id}") => {
-            admin_user_delete::handler(s, req).await
-        }
-        ("POST", "/v1/admin/tenants/{tenant_id}/users/{user_id}/mfa-challenges") => {
-            admin_mfa_challenge_create::handler(s, req).await
-        }
-        ("GET", "/v1/admin/tenants/{tenant_id}/users/{user_id}/credentials") => {
-            admin_user_credentials_list::handler(s, req).await
-        }
-        ("DELETE", "/v1/admin/tenants/{tenant_id}/users/{user_id}/credentials/{credential_id}") => {
-            admin_user_credential_delete::handler(s, req).await
-        }
-        ("DELETE", "/v1/admin/tenants/{tenant_id}/users/{user_id}/sessions") => {
-            admin_user_sessions_revoke::handler(s, req).await
-        }
-        ("GET", "/v1/admin/tenants/{tenant_id}/audit") => admin_audit_query::handler(s, req).await,
-        other => panic!("no admin function for {other:?}"),
     })
+    .await
 }

@@ -725,10 +725,11 @@ async fn enroll(
     let options = as_function(
         rec,
         "RegisterOptionsFunction",
-        register_options::handler(&app.register_options, req),
+        harness::invoke(req, |req| {
+            register_options::handler(&app.register_options, req)
+        }),
     )
     .await;
-    let options = harness::Reply::from(options);
     let credential = authenticator
         .register(&ok(&options)["options"], ORIGIN)
         .expect("authenticator registers");

@@ -9,7 +9,6 @@ use std::sync::{Arc, RwLock};
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use lambda_http::http::StatusCode;
-use lambda_http::Body;
 use serde_json::Value;
 use shared::config::{TokenConfig, TokenSettings};
 use shared::jwt::TokenVerifier;
@@ -20,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::faults::{Fault, FaultProxy, Operation};
-use crate::harness::{api_call, env, me, settings, Authenticator, TestApp};
+use crate::harness::{api_call, env, invoke, me, settings, Authenticator, TestApp};
 
 const PASSKEY: &str = "webauthn_passkey";
 
@@ -321,10 +320,12 @@ impl KeyServer {
                     let head = String::from_utf8_lossy(&head);
                     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
                     let req = api_call("GET", &path, &[], &[], &[], None);
-                    let response = match path.as_str() {
-                        "/.well-known/jwks.json" => jwks::handler(&states.0, req).await,
+                    let reply = match path.as_str() {
+                        "/.well-known/jwks.json" => {
+                            invoke(req, |req| jwks::handler(&states.0, req)).await
+                        }
                         "/.well-known/openid-configuration" => {
-                            openid_configuration::handler(&states.1, req).await
+                            invoke(req, |req| openid_configuration::handler(&states.1, req)).await
                         }
                         _ => {
                             let _ = socket
@@ -333,14 +334,10 @@ impl KeyServer {
                             return;
                         }
                     };
-                    let body: Vec<u8> = match response.body() {
-                        Body::Text(text) => text.as_bytes().to_vec(),
-                        Body::Binary(bytes) => bytes.clone(),
-                        _ => Vec::new(),
-                    };
+                    let body = reply.body.to_string().into_bytes();
                     let head = format!(
                         "HTTP/1.1 {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        response.status(),
+                        reply.status,
                         body.len()
                     );
                     let _ = socket.write_all(head.as_bytes()).await;

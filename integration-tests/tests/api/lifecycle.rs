@@ -10,7 +10,7 @@ use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
 use shared::store::Store;
 
-use crate::harness::{api_call, auth_headers, me, Authenticator, Reply, TestApp, ORIGIN};
+use crate::harness::{api_call, auth_headers, invoke, me, Authenticator, Reply, TestApp, ORIGIN};
 
 const ARN: &str = "arn:aws:sts::123456789012:assumed-role/backend/lifecycle";
 
@@ -103,7 +103,10 @@ async fn a_users_life_from_creation_to_erasure() {
         &tenant_headers,
         None,
     );
-    let creation = Reply::from(register_options::handler(&app.register_options, req).await);
+    let creation = invoke(req, |req| {
+        register_options::handler(&app.register_options, req)
+    })
+    .await;
     assert_eq!(creation.status, StatusCode::OK, "{}", creation.body);
     let mut passkey = Authenticator::passkey();
     let credential = passkey.register(&creation.body["options"], ORIGIN).unwrap();

@@ -6,6 +6,7 @@ mod admin;
 mod attacks;
 mod cfn;
 mod cli;
+mod contract;
 mod discovery;
 mod erasure;
 mod events;

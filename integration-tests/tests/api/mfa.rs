@@ -11,7 +11,7 @@ use shared::ids::ChallengeId;
 use shared::tenant::{MethodType, UserVerification};
 
 use crate::harness::{
-    api_call, api_request, auth_headers, settings, Authenticator, Reply, TestApp, ORIGIN,
+    api_call, api_request, auth_headers, invoke, settings, Authenticator, Reply, TestApp, ORIGIN,
 };
 
 const PASSKEY: &str = "webauthn_passkey";
@@ -459,11 +459,14 @@ async fn a_missing_required_method_gets_an_enrollment_grant_instead_of_a_token()
         |method: &'static str| vec![("method_type", method), ("challenge_id", grant.as_str())];
     let call = |q: Vec<(&str, &str)>| {
         let req = api_request("/v1/users/me/mfa/webauthn/register", &q, &tenant, None);
-        register_options::handler(&app.register_options, req)
+        invoke(req, |req| {
+            register_options::handler(&app.register_options, req)
+        })
     };
-    Reply::from(call(query(PASSKEY)).await)
+    call(query(PASSKEY))
+        .await
         .assert_error(StatusCode::NOT_FOUND, "enrollment_not_found");
-    let options = Reply::from(call(query(FIDO)).await);
+    let options = call(query(FIDO)).await;
     assert_eq!(options.status, StatusCode::OK, "{}", options.body);
     let mut key = Authenticator::security_key();
     let credential = key.register(&options.body["options"], ORIGIN).unwrap();
@@ -471,7 +474,8 @@ async fn a_missing_required_method_gets_an_enrollment_grant_instead_of_a_token()
     let done = app.register_complete(&tenant, &body).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     // Used up: the same grant cannot start another enrollment.
-    Reply::from(call(query(FIDO)).await)
+    call(query(FIDO))
+        .await
         .assert_error(StatusCode::NOT_FOUND, "enrollment_not_found");
 
     // With the required method enrolled, MFA now issues a full token.
@@ -496,8 +500,11 @@ async fn an_enrollment_grant_of_another_tenant_is_a_mismatch() {
         &other,
         None,
     );
-    Reply::from(register_options::handler(&app.register_options, req).await)
-        .assert_error(StatusCode::FORBIDDEN, "tenant_mismatch");
+    invoke(req, |req| {
+        register_options::handler(&app.register_options, req)
+    })
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "tenant_mismatch");
 }
 
 async fn first_codes(app: &TestApp) -> Vec<String> {
@@ -638,12 +645,11 @@ async fn malformed_mfa_requests_are_400() {
 async fn the_jwks_document_publishes_only_public_keys() {
     let app = TestApp::new().await;
     let req = api_call("GET", "/.well-known/jwks.json", &[], &[], &[], None);
-    let response = jwks::handler(&app.jwks, req).await;
+    let reply = invoke(req, |req| jwks::handler(&app.jwks, req)).await;
     assert_eq!(
-        response.headers().get("cache-control").unwrap(),
+        reply.headers.get("cache-control").unwrap(),
         "public, max-age=300"
     );
-    let reply = Reply::from(response);
     let key = &reply.body["keys"][0];
     assert_eq!(key["kty"], "EC");
     assert_eq!(key["crv"], "P-256");
@@ -656,15 +662,13 @@ async fn the_jwks_document_publishes_only_public_keys() {
 async fn the_jwks_document_is_read_only() {
     let app = TestApp::new().await;
     let head = api_call("HEAD", "/.well-known/jwks.json", &[], &[], &[], None);
-    assert_eq!(
-        jwks::handler(&app.jwks, head).await.status(),
-        StatusCode::OK
-    );
+    let reply = invoke(head, |req| jwks::handler(&app.jwks, req)).await;
+    assert_eq!(reply.status, StatusCode::OK);
     for method in ["POST", "PUT", "DELETE", "PATCH"] {
         let req = api_call(method, "/.well-known/jwks.json", &[], &[], &[], None);
-        let response = jwks::handler(&app.jwks, req).await;
-        assert_eq!(response.headers().get("allow").unwrap(), "GET, HEAD");
-        Reply::from(response).assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+        let reply = invoke(req, |req| jwks::handler(&app.jwks, req)).await;
+        assert_eq!(reply.headers.get("allow").unwrap(), "GET, HEAD");
+        reply.assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
     }
 }
 

@@ -779,3 +779,14 @@ async fn a_concealing_tenant_hides_a_user_without_credentials_too() {
         .unwrap_or_default();
     assert!((1..=2).contains(&stand_ins), "{}", begun.body);
 }
+
+#[tokio::test]
+async fn a_tenant_named_twice_in_the_lookup_is_read_once() {
+    // Two users with one address in one tenant (a race of two creations) name the tenant twice;
+    // DynamoDB refuses a batch read with a duplicate key, so the lookup must not send one.
+    let app = TestApp::new().await;
+    let id = app.tenant.tenant_id;
+    let tenants = app.store.get_tenants(&[id, id]).await.unwrap();
+    assert_eq!(tenants.len(), 1);
+    assert_eq!(tenants[0].tenant_id, id);
+}

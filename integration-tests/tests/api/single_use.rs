@@ -18,7 +18,7 @@ use shared::store::{
 use shared::tenant::MethodType;
 use shared::webauthn::challenge_from_client_data;
 
-use crate::harness::{api_request, Authenticator, Reply, TestApp, ORIGIN, PEPPER};
+use crate::harness::{api_request, invoke, Authenticator, Reply, TestApp, ORIGIN, PEPPER};
 
 const USES: usize = 50;
 const PASSKEY: &str = "webauthn_passkey";
@@ -298,7 +298,10 @@ async fn fifty_enrollments_with_one_grant_store_one_credential() {
         &tenant,
         None,
     );
-    let options = Reply::from(register_options::handler(&app.register_options, req).await);
+    let options = invoke(req, |req| {
+        register_options::handler(&app.register_options, req)
+    })
+    .await;
     assert_eq!(options.status, StatusCode::OK, "{}", options.body);
     let credential = Authenticator::security_key()
         .register(&options.body["options"], ORIGIN)

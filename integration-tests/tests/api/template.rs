@@ -361,8 +361,9 @@ fn router_routes() -> BTreeSet<(String, String, String)> {
 }
 
 /// One route table: every route of `template.yaml` (with the optional example API) is served
-/// by the local run's router with the same function, and the other way round; every crate
-/// under `functions/` is deployed; and the README names every route.
+/// by the local run's router with the same function, and the other way round; it is an
+/// operation of `api/openapi.yaml` whose `operationId` is that function, and the other way
+/// round; every crate under `functions/` is deployed; and the README names every route.
 #[test]
 fn template_router_functions_and_readme_agree_on_the_routes() {
     let t = Template::load().with(&[("CreateExampleApi", "true"), ("TokenAlgorithm", "RS256")]);
@@ -396,6 +397,18 @@ fn template_router_functions_and_readme_agree_on_the_routes() {
             .collect();
     let deployed: BTreeSet<String> = template.iter().map(|(_, _, f)| f.clone()).collect();
     assert_eq!(crates, deployed, "functions/ and the template's functions");
+    // api/openapi.yaml: the same operations, each named (operationId) for its function.
+    let spec = crate::contract::operations();
+    assert_eq!(
+        template.difference(&spec).collect::<Vec<_>>(),
+        Vec::<&(String, String, String)>::new(),
+        "routes of template.yaml missing from api/openapi.yaml (or another operationId)"
+    );
+    assert_eq!(
+        spec.difference(&template).collect::<Vec<_>>(),
+        Vec::<&(String, String, String)>::new(),
+        "operations of api/openapi.yaml that template.yaml does not route (or another function)"
+    );
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .expect("README.md");
     for (method, path, function) in &template {

@@ -10,7 +10,7 @@ use shared::ids::UserId;
 use shared::passwordless::unknown_user;
 use shared::store::{ChallengeKind, ChallengeRecord, UserRecord};
 
-use crate::harness::{api_request, Authenticator, Reply, TestApp, ORIGIN};
+use crate::harness::{api_request, invoke, Authenticator, Reply, TestApp, ORIGIN};
 
 const PASSKEY: &str = "webauthn_passkey";
 
@@ -21,7 +21,10 @@ async fn begin(app: &TestApp, headers: &[(String, String)], body: &str) -> Reply
         headers,
         Some(body.to_owned()),
     );
-    Reply::from(authenticate_begin::handler(&app.authenticate_begin, req).await)
+    invoke(req, |req| {
+        authenticate_begin::handler(&app.authenticate_begin, req)
+    })
+    .await
 }
 
 async fn complete(app: &TestApp, headers: &[(String, String)], body: &Value) -> Reply {

@@ -52,9 +52,21 @@ pub struct AuditRecord {
     pub expires_at: i64,
 }
 
+/// The last second an `event_key` can name: its time is 11 digits.
+pub const MAX_EVENT_SECOND: i64 = 99_999_999_999;
+
 impl AuditRecord {
     pub fn event_key(at: i64) -> String {
         format!("{at:011}#{}", uuid::Uuid::now_v7())
+    }
+
+    /// Whether `key` has the shape [`AuditRecord::event_key`] gives keys: 11 digits, `#`, a UUID.
+    pub fn is_event_key(key: &str) -> bool {
+        key.split_once('#').is_some_and(|(second, id)| {
+            second.len() == 11
+                && second.bytes().all(|b| b.is_ascii_digit())
+                && uuid::Uuid::parse_str(id).is_ok()
+        })
     }
 }
 
@@ -125,9 +137,22 @@ impl Store {
             ),
             None => (None, "tenant_id", q.tenant.to_string()),
         };
-        // event_key starts with the 11-digit epoch second, so a time range is a key range.
-        let from = format!("{:011}", q.from.unwrap_or(0).max(0));
-        let to = format!("{:011}~", q.to.unwrap_or(99_999_999_999).max(0));
+        // event_key starts with the 11-digit epoch second, so a time range is a key range: both
+        // ends are kept within 11 digits, so the range's order is its keys' order (DynamoDB
+        // refuses a BETWEEN whose lower bound sorts after its upper one).
+        let second = |at: i64| at.clamp(0, MAX_EVENT_SECOND);
+        let (from, to) = (
+            second(q.from.unwrap_or(0)),
+            second(q.to.unwrap_or(MAX_EVENT_SECOND)),
+        );
+        if from > to {
+            return Ok(AuditPage {
+                records: Vec::new(),
+                next: None,
+            });
+        }
+        let from = format!("{from:011}");
+        let to = format!("{to:011}~");
         let out = self
             .client()
             .query()
@@ -154,6 +179,21 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_keys_are_recognised() {
+        assert!(AuditRecord::is_event_key(&AuditRecord::event_key(
+            1_795_869_609
+        )));
+        for key in [
+            "",
+            "#",
+            "1#x",
+            "1795869609#0190a2b4-0000-7000-8000-000000000000",
+        ] {
+            assert!(!AuditRecord::is_event_key(key), "{key}");
+        }
+    }
 
     #[test]
     fn event_keys_sort_by_time() {

@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::config::TableNames;
 use crate::ids::{TenantId, UserId};
 
-pub use audit::{AuditPage, AuditQuery, AuditRecord};
+pub use audit::{AuditPage, AuditQuery, AuditRecord, MAX_EVENT_SECOND};
 pub use backup_codes::{BackupCodesRecord, FailedCode};
 pub use challenges::{ChallengeKind, ChallengeRecord, ConsumeChallenge, CHALLENGE_USER_INDEX};
 pub use client::{configure_client, retry_config, timeout_config};
@@ -152,7 +152,7 @@ pub(crate) fn n(value: impl ToString) -> AttributeValue {
 }
 
 /// Partition key of everything owned by one user of one tenant.
-pub(crate) fn tenant_user_key(tenant: &TenantId, user: &UserId) -> String {
+pub fn tenant_user_key(tenant: &TenantId, user: &UserId) -> String {
     format!("{tenant}#{user}")
 }
 

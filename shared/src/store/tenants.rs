@@ -77,9 +77,13 @@ impl Store {
         let table = &self.tables().tenants;
         let nobody = [TenantId::from(uuid::Uuid::nil())];
         let ids = if ids.is_empty() { &nobody[..] } else { ids };
-        let keys: Vec<Item> = ids
-            .iter()
-            .map(|id| Item::from([("tenant_id".to_owned(), s(id.to_string()))]))
+        // BatchGetItem refuses a request that names one key twice (one address can have two
+        // users in one tenant after a race of two creations).
+        let unique: std::collections::BTreeSet<String> =
+            ids.iter().map(ToString::to_string).collect();
+        let keys: Vec<Item> = unique
+            .into_iter()
+            .map(|id| Item::from([("tenant_id".to_owned(), s(id))]))
             .collect();
         let mut request = Some(
             KeysAndAttributes::builder()

@@ -10,7 +10,7 @@ use shared::store::{ChallengeKind, UserRecord};
 
 use super::forge::{b64, complete_body, FIDO, PASSKEY};
 use crate::faults::Operation;
-use crate::harness::{api_request, auth_headers, Authenticator, Reply, TestApp, ORIGIN};
+use crate::harness::{api_request, auth_headers, invoke, Authenticator, TestApp, ORIGIN};
 
 /// A new user of the app's tenant with a unique address and an enrolled passkey.
 async fn passkey_user(app: &TestApp) -> (UserRecord, Authenticator) {
@@ -315,17 +315,22 @@ async fn hole_4_unauthenticated_callers_cannot_file_audit_rows_under_a_tenant() 
     ];
     for (path, body) in attempts {
         let req = api_request(path, &[], &headers, Some(body.to_string()));
-        let reply = Reply::from(match path {
-            "/v1/auth/mfa/webauthn/complete" => mfa_complete::handler(&app.mfa_complete, req).await,
-            "/v1/auth/mfa/backup_code/complete" => {
-                backup_code_complete::handler(&app.backup_code_complete, req).await
+        let reply = invoke(req, |req| async {
+            match path {
+                "/v1/auth/mfa/webauthn/complete" => {
+                    mfa_complete::handler(&app.mfa_complete, req).await
+                }
+                "/v1/auth/mfa/backup_code/complete" => {
+                    backup_code_complete::handler(&app.backup_code_complete, req).await
+                }
+                "/api/v1/webauthn/authenticate/complete" => {
+                    authenticate_complete::handler(&app.authenticate_complete, req).await
+                }
+                "/api/v1/auth/refresh" => auth_refresh::handler(&app.auth_refresh, req).await,
+                _ => auth_logout::handler(&app.auth_logout, req).await,
             }
-            "/api/v1/webauthn/authenticate/complete" => {
-                authenticate_complete::handler(&app.authenticate_complete, req).await
-            }
-            "/api/v1/auth/refresh" => auth_refresh::handler(&app.auth_refresh, req).await,
-            _ => auth_logout::handler(&app.auth_logout, req).await,
-        });
+        })
+        .await;
         assert!(reply.status.is_client_error(), "{path}: {}", reply.body);
     }
     let rows = app
@@ -371,8 +376,11 @@ async fn hole_5_oversized_values_get_a_400_before_reaching_the_store() {
         &headers,
         Some(body),
     );
-    Reply::from(authenticate_begin::handler(&app.authenticate_begin, req).await)
-        .assert_v1_error(StatusCode::BAD_REQUEST, "INVALID_REQUEST");
+    invoke(req, |req| {
+        authenticate_begin::handler(&app.authenticate_begin, req)
+    })
+    .await
+    .assert_v1_error(StatusCode::BAD_REQUEST, "INVALID_REQUEST");
     // A device name of 10 000 characters.
     let mut second = Authenticator::security_key();
     let auth = app.auth_headers(&app.token_for(&alice));
@@ -466,9 +474,15 @@ async fn a_mismatched_tenant_header_leaves_single_use_state_for_its_rightful_use
             Some(body.to_string()),
         )
     };
-    Reply::from(backup_code_complete::handler(&app.backup_code_complete, req(&elsewhere)).await)
-        .assert_error(StatusCode::FORBIDDEN, "tenant_mismatch");
-    let ok = Reply::from(backup_code_complete::handler(&app.backup_code_complete, req(&[])).await);
+    invoke(req(&elsewhere), |req| {
+        backup_code_complete::handler(&app.backup_code_complete, req)
+    })
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "tenant_mismatch");
+    let ok = invoke(req(&[]), |req| {
+        backup_code_complete::handler(&app.backup_code_complete, req)
+    })
+    .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
 
     // An enrollment grant: consumed only with its own tenant's header.
@@ -494,7 +508,10 @@ async fn a_mismatched_tenant_header_leaves_single_use_state_for_its_rightful_use
         &app.tenant_headers(),
         None,
     );
-    let options = Reply::from(register_options::handler(&app.register_options, req).await);
+    let options = invoke(req, |req| {
+        register_options::handler(&app.register_options, req)
+    })
+    .await;
     assert_eq!(options.status, StatusCode::OK, "{}", options.body);
     let mut passkey = Authenticator::passkey();
     let credential = passkey.register(&options.body["options"], ORIGIN).unwrap();

@@ -13,7 +13,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::harness::{api_call, auth_headers, env, Reply, TestApp};
+use crate::harness::{api_call, auth_headers, env, invoke, Reply, TestApp};
 
 const PASSKEY: &str = "webauthn_passkey";
 
@@ -114,14 +114,12 @@ async fn rfc8725_3_1_alg_none_is_refused() {
 async fn rfc8725_3_1_hs256_keyed_with_the_servers_public_key_is_refused() {
     let app = TestApp::new().await;
     // The JWKS document exactly as served, and its parsed form.
-    let served = jwks::handler(
-        &app.jwks,
+    let served = invoke(
         api_call("GET", "/.well-known/jwks.json", &[], &[], &[], None),
+        |req| jwks::handler(&app.jwks, req),
     )
     .await
-    .into_body()
-    .as_ref()
-    .to_vec();
+    .raw;
     let jwks = app.jwks_document().await;
     assert_eq!(jwks.status, StatusCode::OK);
     let jwk = &jwks.body["keys"][0];
