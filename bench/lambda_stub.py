@@ -347,13 +347,15 @@ def fill(text: str, aws: LocalAws) -> tuple[str, set[str], set[str]]:
 
 def event_for(function: str, aws: LocalAws) -> tuple[str, bytes]:
     """The most realistic sample event this harness can fill: a 2xx with every placeholder
-    real, then a refusal with every placeholder real, then ones with dummy values."""
+    real, then a refusal with every placeholder real (a 404 first: finding nothing takes a
+    DynamoDB read), then ones with dummy values."""
     candidates = []
     for path in sorted((ROOT / "events" / function).glob("*.json")):
         text, dummies, unknown = fill(path.read_text(), aws)
         if unknown:
             continue
-        candidates.append(((bool(dummies), not path.name.startswith("2"), path.name), path.name, text))
+        rank = 0 if path.name.startswith("2") else 1 if path.name.startswith("404") else 2
+        candidates.append(((bool(dummies), rank, path.name), path.name, text))
     if not candidates:
         raise SystemExit(f"no usable event in events/{function}/")
     _, name, text = min(candidates)
