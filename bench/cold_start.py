@@ -131,6 +131,7 @@ def main() -> None:
                 if name == HELLO:
                     event_name, event = "jwks/200-keys.json", (ROOT / "events/jwks/200-keys.json").read_bytes()
                 else:
+                    aws.new_principal()  # the previous function's event may have erased the user
                     event_name, event = event_for(name, aws)
                     event_name = f"{name}/{event_name}"
                 first = measure_first_response(launcher, binary, name, event, args.timeout)

@@ -289,6 +289,11 @@ class LocalAws:
         if not self.authctl.is_file():
             raise SystemExit(f"{self.authctl} is missing: build it (see bench/README.md)")
         self._authctl("tables", "create")
+        self.new_principal()
+        return self
+
+    def new_principal(self) -> None:
+        """A fresh tenant, user and token: some sample events change or erase them."""
         self.tenant = self._authctl(
             "tenant", "create", "--name", "Bench", "--rp-id", "localhost", "--origin", "http://localhost:3000"
         )["tenant_id"]
@@ -298,7 +303,6 @@ class LocalAws:
         self.token = self._authctl("token", "issue", "--tenant", self.tenant, "--user", self.user, "--ttl", "86400")[
             "token"
         ]
-        return self
 
     def _authctl(self, *args: str) -> dict:
         out = subprocess.run([str(self.authctl), *args], env=self.env, check=True, capture_output=True, text=True)
