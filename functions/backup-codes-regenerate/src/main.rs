@@ -1,6 +1,6 @@
 use lambda_http::{run, service_fn, Error};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let state = backup_codes_regenerate::State::from_env()
