@@ -31,6 +31,16 @@ async fn complete(app: &TestApp, headers: &[(String, String)], body: &Value) -> 
     app.login_complete_raw(headers, body.to_string()).await
 }
 
+/// `complete` without `email`, with `app`'s tenant in `X-Tenant-ID`.
+async fn complete_here(app: &TestApp, credential: &Value) -> Reply {
+    complete(
+        app,
+        &app.tenant_headers(),
+        &json!({ "credential": credential }),
+    )
+    .await
+}
+
 /// A new user of the app's tenant with an enrolled resident passkey.
 async fn resident_user(app: &TestApp, authenticator: &mut Authenticator) -> UserRecord {
     let email = format!("user-{}@example.com", uuid::Uuid::new_v4());
@@ -111,12 +121,7 @@ async fn a_usernameless_login_finds_the_user_by_user_handle_and_returns_the_seed
     let credential = usernameless_assertion(&app, &mut passkey).await;
     assert!(credential["response"]["userHandle"].is_string());
 
-    let reply = complete(
-        &app,
-        &app.tenant_headers(),
-        &json!({ "credential": credential }),
-    )
-    .await;
+    let reply = complete_here(&app, &credential).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let data = &reply.body["data"];
     assert_eq!(data["user_id"], user.user_id.to_string());
@@ -142,13 +147,9 @@ async fn a_usernameless_login_finds_the_user_by_user_handle_and_returns_the_seed
         .any(|r| r.event == "passwordless_login" && r.outcome == "success"));
 
     // Replaying the completion finds no challenge.
-    complete(
-        &app,
-        &app.tenant_headers(),
-        &json!({ "credential": credential }),
-    )
-    .await
-    .assert_v1_error(StatusCode::NOT_FOUND, "CHALLENGE_NOT_FOUND");
+    complete_here(&app, &credential)
+        .await
+        .assert_v1_error(StatusCode::NOT_FOUND, "CHALLENGE_NOT_FOUND");
 
     // The same passkey also logs in the seed's way, by e-mail (its user handle matches).
     let reply = app.passwordless_login(&user, &mut passkey, &[]).await;
@@ -165,12 +166,7 @@ async fn usernameless_complete_needs_the_tenant_header() {
         .await
         .assert_v1_error(StatusCode::BAD_REQUEST, "AUTHENTICATION_COMPLETION_FAILED");
     // Nothing was consumed: with the header the same assertion still logs in.
-    let reply = complete(
-        &app,
-        &app.tenant_headers(),
-        &json!({ "credential": credential }),
-    )
-    .await;
+    let reply = complete_here(&app, &credential).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 }
 
@@ -181,13 +177,9 @@ async fn an_assertion_without_user_handle_is_invalid_credential_and_burns_the_ch
     resident_user(&app, &mut passkey).await;
     let mut credential = usernameless_assertion(&app, &mut passkey).await;
     credential["response"]["userHandle"] = Value::Null;
-    complete(
-        &app,
-        &app.tenant_headers(),
-        &json!({ "credential": credential }),
-    )
-    .await
-    .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIAL");
+    complete_here(&app, &credential)
+        .await
+        .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIAL");
     assert!(app
         .store
         .read_challenge(&login_key(&credential))
@@ -207,25 +199,17 @@ async fn a_user_handle_naming_another_user_does_not_log_in_as_either() {
     // The assertion is the first user's; the handle (unsigned) claims the other user.
     let mut credential = usernameless_assertion(&app, &mut passkey).await;
     credential["response"]["userHandle"] = json!(URL_SAFE_NO_PAD.encode(other.user_id.as_uuid()));
-    complete(
-        &app,
-        &app.tenant_headers(),
-        &json!({ "credential": credential }),
-    )
-    .await
-    .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIAL");
+    complete_here(&app, &credential)
+        .await
+        .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIAL");
 
     // A handle naming nobody is the same answer.
     let mut credential = usernameless_assertion(&app, &mut passkey).await;
     credential["response"]["userHandle"] =
         json!(URL_SAFE_NO_PAD.encode(UserId::new_random().as_uuid()));
-    complete(
-        &app,
-        &app.tenant_headers(),
-        &json!({ "credential": credential }),
-    )
-    .await
-    .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIAL");
+    complete_here(&app, &credential)
+        .await
+        .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIAL");
 }
 
 #[tokio::test]
@@ -240,13 +224,9 @@ async fn an_assertion_without_user_verification_is_refused_usernameless() {
     let mut weakened = options.clone();
     weakened["userVerification"] = json!("discouraged");
     let credential = passkey.authenticate(&weakened, ORIGIN).unwrap();
-    complete(
-        &app,
-        &app.tenant_headers(),
-        &json!({ "credential": credential }),
-    )
-    .await
-    .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_ASSERTION");
+    complete_here(&app, &credential)
+        .await
+        .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_ASSERTION");
 }
 
 #[tokio::test]
@@ -263,13 +243,9 @@ async fn the_two_flows_do_not_take_each_others_challenges() {
 
     // An e-mail login's challenge completed usernameless.
     let credential = app.login_assertion(&user.email, &mut passkey).await;
-    complete(
-        &app,
-        &app.tenant_headers(),
-        &json!({ "credential": credential }),
-    )
-    .await
-    .assert_v1_error(StatusCode::NOT_FOUND, "CHALLENGE_NOT_FOUND");
+    complete_here(&app, &credential)
+        .await
+        .assert_v1_error(StatusCode::NOT_FOUND, "CHALLENGE_NOT_FOUND");
 }
 
 #[tokio::test]
@@ -279,13 +255,9 @@ async fn another_tenants_header_cannot_complete_a_usernameless_login() {
     let mut passkey = Authenticator::resident_passkey();
     resident_user(&app, &mut passkey).await;
     let credential = usernameless_assertion(&app, &mut passkey).await;
-    complete(
-        &other,
-        &other.tenant_headers(),
-        &json!({ "credential": credential }),
-    )
-    .await
-    .assert_v1_error(StatusCode::NOT_FOUND, "CHALLENGE_NOT_FOUND");
+    complete_here(&other, &credential)
+        .await
+        .assert_v1_error(StatusCode::NOT_FOUND, "CHALLENGE_NOT_FOUND");
 }
 
 #[tokio::test]
@@ -296,29 +268,16 @@ async fn a_concealing_tenant_gives_every_usernameless_failure_one_answer() {
 
     let mut no_handle = usernameless_assertion(&app, &mut passkey).await;
     no_handle["response"]["userHandle"] = Value::Null;
-    complete(
-        &app,
-        &app.tenant_headers(),
-        &json!({ "credential": no_handle }),
-    )
-    .await
-    .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIAL");
+    complete_here(&app, &no_handle)
+        .await
+        .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIAL");
 
     let replayed = usernameless_assertion(&app, &mut passkey).await;
-    let reply = complete(
-        &app,
-        &app.tenant_headers(),
-        &json!({ "credential": replayed }),
-    )
-    .await;
+    let reply = complete_here(&app, &replayed).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    complete(
-        &app,
-        &app.tenant_headers(),
-        &json!({ "credential": replayed }),
-    )
-    .await
-    .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIAL");
+    complete_here(&app, &replayed)
+        .await
+        .assert_v1_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIAL");
 
     // A usernameless challenge offered to the e-mail flow is refused with the same answer.
     let credential = usernameless_assertion(&app, &mut passkey).await;
