@@ -20,7 +20,7 @@ use shared::store::{configure_client, CredentialRecord, SessionRecord, Store, Us
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::harness::{self, api_request, Authenticator, Reply, TestApp};
+use crate::harness::{self, api_request, call_function, Authenticator, Reply, TestApp};
 
 const PASSKEY: &str = "webauthn_passkey";
 
@@ -497,30 +497,24 @@ impl Endpoint {
 }
 
 async fn call(app: &TestApp, endpoint: Endpoint, req: Request) -> Reply {
-    harness::invoke(req, |req| async move {
-        match endpoint {
-            Endpoint::RegisterOptions => {
-                register_options::handler(&app.register_options, req).await
-            }
-            Endpoint::RegisterComplete => {
-                register_complete::handler(&app.register_complete, req).await
-            }
-            Endpoint::MfaOptions => mfa_options::handler(&app.mfa_options, req).await,
-            Endpoint::MfaComplete => mfa_complete::handler(&app.mfa_complete, req).await,
-            Endpoint::BackupCodeComplete => {
-                backup_code_complete::handler(&app.backup_code_complete, req).await
-            }
-            Endpoint::PasswordlessBegin => {
-                authenticate_begin::handler(&app.authenticate_begin, req).await
-            }
-            Endpoint::PasswordlessComplete => {
-                authenticate_complete::handler(&app.authenticate_complete, req).await
-            }
-            Endpoint::Refresh => auth_refresh::handler(&app.auth_refresh, req).await,
-            Endpoint::Logout => auth_logout::handler(&app.auth_logout, req).await,
+    call_function(app, endpoint.function(), req).await
+}
+
+impl Endpoint {
+    /// The function (`functions/<name>`) behind the endpoint.
+    fn function(self) -> &'static str {
+        match self {
+            Endpoint::RegisterOptions => "register-options",
+            Endpoint::RegisterComplete => "register-complete",
+            Endpoint::MfaOptions => "mfa-options",
+            Endpoint::MfaComplete => "mfa-complete",
+            Endpoint::BackupCodeComplete => "backup-code-complete",
+            Endpoint::PasswordlessBegin => "authenticate-begin",
+            Endpoint::PasswordlessComplete => "authenticate-complete",
+            Endpoint::Refresh => "auth-refresh",
+            Endpoint::Logout => "auth-logout",
         }
-    })
-    .await
+    }
 }
 
 fn post(path: &str, headers: &[(String, String)], body: Value) -> Request {

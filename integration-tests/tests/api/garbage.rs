@@ -32,7 +32,7 @@ use shared::ids::SessionId;
 use shared::tenant::MethodType;
 use tokio::runtime::Runtime;
 
-use crate::harness::{invoke, Authenticator, Reply, TestApp, ORIGIN};
+use crate::harness::{call_function, Authenticator, Reply, TestApp, ORIGIN};
 
 const PASSKEY: &str = "webauthn_passkey";
 const FIDO: &str = "webauthn_fido";
@@ -167,29 +167,25 @@ fn request(
 }
 
 async fn call(app: &TestApp, endpoint: Endpoint, req: Request) -> Reply {
-    invoke(req, |req| async move {
-        match endpoint {
-            Endpoint::RegisterOptions => {
-                register_options::handler(&app.register_options, req).await
-            }
-            Endpoint::RegisterComplete => {
-                register_complete::handler(&app.register_complete, req).await
-            }
-            Endpoint::MfaOptions => mfa_options::handler(&app.mfa_options, req).await,
-            Endpoint::MfaComplete => mfa_complete::handler(&app.mfa_complete, req).await,
-            Endpoint::BackupCode => {
-                backup_code_complete::handler(&app.backup_code_complete, req).await
-            }
-            Endpoint::Jwks => jwks::handler(&app.jwks, req).await,
-            Endpoint::LoginBegin => authenticate_begin::handler(&app.authenticate_begin, req).await,
-            Endpoint::LoginComplete => {
-                authenticate_complete::handler(&app.authenticate_complete, req).await
-            }
-            Endpoint::Refresh => auth_refresh::handler(&app.auth_refresh, req).await,
-            Endpoint::Logout => auth_logout::handler(&app.auth_logout, req).await,
+    call_function(app, endpoint.function(), req).await
+}
+
+impl Endpoint {
+    /// The function (`functions/<name>`) behind the endpoint.
+    fn function(self) -> &'static str {
+        match self {
+            Endpoint::RegisterOptions => "register-options",
+            Endpoint::RegisterComplete => "register-complete",
+            Endpoint::MfaOptions => "mfa-options",
+            Endpoint::MfaComplete => "mfa-complete",
+            Endpoint::BackupCode => "backup-code-complete",
+            Endpoint::Jwks => "jwks",
+            Endpoint::LoginBegin => "authenticate-begin",
+            Endpoint::LoginComplete => "authenticate-complete",
+            Endpoint::Refresh => "auth-refresh",
+            Endpoint::Logout => "auth-logout",
         }
-    })
-    .await
+    }
 }
 
 /// A client error with the error body: a non-empty string `code` and `message`, nothing but

@@ -503,6 +503,10 @@ impl TestApp {
 
     pub async fn login_begin(&self, headers: &[(String, String)], email: &str) -> Reply {
         let body = json!({ "email": email }).to_string();
+        self.login_begin_raw(headers, body).await
+    }
+
+    pub async fn login_begin_raw(&self, headers: &[(String, String)], body: String) -> Reply {
         let req = api_request(
             "/api/v1/webauthn/authenticate/begin",
             &[],
@@ -912,6 +916,114 @@ impl TestApp {
     pub fn clock_now(&self) -> i64 {
         self.clock.now()
     }
+}
+
+/// The function's handler, as its Lambda binary calls it, its answer checked against the API
+/// contract (`Err` says how it broke it); `None` for an unknown function.
+pub async fn dispatch(
+    app: &TestApp,
+    function: &str,
+    req: Request,
+) -> Option<Result<Reply, String>> {
+    let (c, a) = (&app.common, &app.admin);
+    Some(match function {
+        "register-options" => {
+            try_invoke(req, |req| {
+                register_options::handler(&app.register_options, req)
+            })
+            .await
+        }
+        "register-complete" => {
+            try_invoke(req, |req| {
+                register_complete::handler(&app.register_complete, req)
+            })
+            .await
+        }
+        "mfa-options" => try_invoke(req, |req| mfa_options::handler(&app.mfa_options, req)).await,
+        "mfa-complete" => {
+            try_invoke(req, |req| mfa_complete::handler(&app.mfa_complete, req)).await
+        }
+        "backup-code-complete" => {
+            try_invoke(req, |req| {
+                backup_code_complete::handler(&app.backup_code_complete, req)
+            })
+            .await
+        }
+        "jwks" => try_invoke(req, |req| jwks::handler(&app.jwks, req)).await,
+        "openid-configuration" => {
+            let keys = shared::keys::PublishedKeys::new(app.key.jwks());
+            let state = openid_configuration::State::new(&keys, settings().into());
+            try_invoke(req, |req| openid_configuration::handler(&state, req)).await
+        }
+        "example-whoami" => {
+            try_invoke(req, |req| {
+                example_whoami::handler(&example_whoami::State, req)
+            })
+            .await
+        }
+        "authenticate-begin" => {
+            try_invoke(req, |req| {
+                authenticate_begin::handler(&app.authenticate_begin, req)
+            })
+            .await
+        }
+        "authenticate-complete" => {
+            try_invoke(req, |req| {
+                authenticate_complete::handler(&app.authenticate_complete, req)
+            })
+            .await
+        }
+        "auth-refresh" => {
+            try_invoke(req, |req| auth_refresh::handler(&app.auth_refresh, req)).await
+        }
+        "auth-logout" => try_invoke(req, |req| auth_logout::handler(&app.auth_logout, req)).await,
+        "credentials-list" => try_invoke(req, |req| credentials_list::handler(c, req)).await,
+        "credential-rename" => try_invoke(req, |req| credential_rename::handler(c, req)).await,
+        "credential-delete" => try_invoke(req, |req| credential_delete::handler(c, req)).await,
+        "backup-codes-status" => try_invoke(req, |req| backup_codes_status::handler(c, req)).await,
+        "backup-codes-regenerate" => {
+            try_invoke(req, |req| {
+                backup_codes_regenerate::handler(&app.backup_codes_regenerate, req)
+            })
+            .await
+        }
+        "sessions-list" => try_invoke(req, |req| sessions_list::handler(c, req)).await,
+        "session-revoke" => try_invoke(req, |req| session_revoke::handler(c, req)).await,
+        "sessions-revoke-others" => {
+            try_invoke(req, |req| sessions_revoke_others::handler(c, req)).await
+        }
+        "admin-user-create" => try_invoke(req, |req| admin_user_create::handler(a, req)).await,
+        "admin-user-find" => try_invoke(req, |req| admin_user_find::handler(a, req)).await,
+        "admin-user-delete" => try_invoke(req, |req| admin_user_delete::handler(a, req)).await,
+        "admin-mfa-challenge-create" => {
+            try_invoke(req, |req| admin_mfa_challenge_create::handler(a, req)).await
+        }
+        "admin-user-sessions-revoke" => {
+            try_invoke(req, |req| admin_user_sessions_revoke::handler(a, req)).await
+        }
+        "admin-tenant-create" => try_invoke(req, |req| admin_tenant_create::handler(a, req)).await,
+        "admin-tenant-get" => try_invoke(req, |req| admin_tenant_get::handler(a, req)).await,
+        "admin-tenant-update" => try_invoke(req, |req| admin_tenant_update::handler(a, req)).await,
+        "admin-user-credentials-list" => {
+            try_invoke(req, |req| admin_user_credentials_list::handler(a, req)).await
+        }
+        "admin-user-credential-delete" => {
+            try_invoke(req, |req| admin_user_credential_delete::handler(a, req)).await
+        }
+        "admin-tenants-list" => try_invoke(req, |req| admin_tenants_list::handler(a, req)).await,
+        "admin-user-get" => try_invoke(req, |req| admin_user_get::handler(a, req)).await,
+        "admin-user-update" => try_invoke(req, |req| admin_user_update::handler(a, req)).await,
+        "admin-audit-query" => try_invoke(req, |req| admin_audit_query::handler(a, req)).await,
+        _ => return None,
+    })
+}
+
+/// [`dispatch`] for a function that exists and an answer that must keep the API contract.
+pub async fn call_function(app: &TestApp, function: &str, req: Request) -> Reply {
+    dispatch(app, function, req)
+        .await
+        .unwrap_or_else(|| panic!("no function {function}"))
+        .unwrap_or_else(|violation| panic!("{violation}"))
 }
 
 /// The self-service routes (`/v1/users/me/…`).

@@ -10,21 +10,12 @@ use shared::ids::UserId;
 use shared::passwordless::unknown_user;
 use shared::store::{ChallengeKind, ChallengeRecord, UserRecord};
 
-use crate::harness::{api_request, invoke, Authenticator, Reply, TestApp, ORIGIN};
+use crate::harness::{Authenticator, Reply, TestApp, ORIGIN};
 
 const PASSKEY: &str = "webauthn_passkey";
 
 async fn begin(app: &TestApp, headers: &[(String, String)], body: &str) -> Reply {
-    let req = api_request(
-        "/api/v1/webauthn/authenticate/begin",
-        &[],
-        headers,
-        Some(body.to_owned()),
-    );
-    invoke(req, |req| {
-        authenticate_begin::handler(&app.authenticate_begin, req)
-    })
-    .await
+    app.login_begin_raw(headers, body.to_owned()).await
 }
 
 async fn complete(app: &TestApp, headers: &[(String, String)], body: &Value) -> Reply {

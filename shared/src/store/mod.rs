@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::config::TableNames;
 use crate::ids::{TenantId, UserId};
 
-pub use audit::{AuditPage, AuditQuery, AuditRecord, MAX_EVENT_SECOND};
+pub use audit::{AuditPage, AuditQuery, AuditRecord};
 pub use backup_codes::{BackupCodesRecord, FailedCode};
 pub use challenges::{ChallengeKind, ChallengeRecord, ConsumeChallenge, CHALLENGE_USER_INDEX};
 pub use client::{configure_client, retry_config, timeout_config};
