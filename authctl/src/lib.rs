@@ -430,13 +430,13 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
         }) => {
             let id = shared::ids::CredentialId::from_base64url(&credential)
                 .map_err(|_| "--credential must be base64url".to_owned())?;
-            shared::admin::delete_credential(&ctx.store, &tenant, &user, &id)
+            shared::admin::delete_credential(&ctx.store, &tenant, &user, &id, now, None)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(json!({ "credential_id": id, "deleted": true }))
         }
         Command::Sessions(SessionsCommand::Revoke { tenant, user }) => {
-            let revoked = shared::admin::revoke_sessions(&ctx.store, &tenant, &user, None, now)
+            let revoked = shared::admin::revoke_sessions(&ctx.store, &tenant, &user, now)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(json!({ "revoked": revoked }))

@@ -48,11 +48,28 @@ pub struct Account {
 }
 
 pub async fn account(common: &Common, req: &Request, now: i64) -> Result<Account, ApiError> {
+    Ok(account_and(common, req, now, |_, _| async { Ok(()) }).await?.0)
+}
+
+/// [`account`], and in the same round trip the read `read` makes for the caller (the records
+/// the request is about): a self-service request then needs at most one more round trip.
+/// `read`'s result is only returned once the caller's session has been checked.
+pub async fn account_and<F, Fut, T>(
+    common: &Common,
+    req: &Request,
+    now: i64,
+    read: F,
+) -> Result<(Account, T), ApiError>
+where
+    F: FnOnce(Store, Caller) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
     let caller = authenticate(req, &common.tokens, now, Accepts::MfaSetup)?;
     let store = &common.store;
-    let (tenant, session) = tokio::try_join!(
-        async { Ok(store.get_tenant(&caller.tenant).await?) },
+    let (tenant, session, extra) = tokio::try_join!(
+        async { Ok(store.tenant(&caller.tenant, now).await?) },
         caller.session(store),
+        read(store.clone(), caller.clone()),
     )?;
     let tenant = found(
         tenant,
@@ -60,7 +77,7 @@ pub async fn account(common: &Common, req: &Request, now: i64) -> Result<Account
         "the tenant does not exist",
     )?;
     caller.check_session(session.as_ref(), now)?;
-    Ok(Account { caller, tenant })
+    Ok((Account { caller, tenant }, extra))
 }
 
 impl Account {
@@ -147,14 +164,26 @@ pub async fn credential_of(
 
 /// Deletes one of the user's credentials. The last one only when the tenant allows it; two
 /// concurrent deletions of the last two leave one (the other is kept as a condition).
+/// `listed` is the user's credentials as read with the account ([`account_and`]); the audit
+/// record of the success is written with the deletion.
 pub async fn delete_credential(
     store: &Store,
     account: &Account,
     id: &CredentialId,
+    listed: Vec<CredentialRecord>,
+    now: i64,
+    audit: &mut Audit,
 ) -> Result<CredentialRecord, ApiError> {
     let caller = &account.caller;
+    let mut listed = Some(listed);
     for _ in 0..DELETE_ROUNDS {
-        let credentials = store.list_credentials(&caller.tenant, &caller.user).await?;
+        let credentials = match listed.take() {
+            Some(credentials) => credentials,
+            None => store.list_credentials(&caller.tenant, &caller.user).await?,
+        };
+        if let Some(target) = credentials.iter().find(|c| &c.credential_id == id) {
+            audit.method = Some(target.method_type.as_str().to_owned());
+        }
         let target = credentials
             .iter()
             .find(|c| &c.credential_id == id)
@@ -171,8 +200,12 @@ pub async fn delete_credential(
                 "this is the user's last authenticator; add another one before removing it",
             ));
         }
-        match store.delete_credential(target, keep).await? {
-            DeleteCredentialOutcome::Deleted => return Ok(target.clone()),
+        let success = audit.success(now);
+        match store.delete_credential(target, keep, success.as_ref()).await? {
+            DeleteCredentialOutcome::Deleted => {
+                audit.committed();
+                return Ok(target.clone());
+            }
             DeleteCredentialOutcome::NotFound => {
                 return Err(ApiError::not_found(
                     ErrorCode::CredentialNotFound,
@@ -279,6 +312,7 @@ pub async fn revoke_own_session(
     caller: &Caller,
     id: &SessionId,
     now: i64,
+    audit: &mut Audit,
 ) -> Result<(), ApiError> {
     let session = store.get_session(id).await?;
     let ours = session
@@ -290,18 +324,29 @@ pub async fn revoke_own_session(
             "the user has no session with this id",
         ));
     }
-    store.revoke_session(id, "user_revoked", now).await?;
+    // Revoked already (or meanwhile) is no error: the session is revoked either way.
+    if store
+        .revoke_session(id, "user_revoked", now, audit.success(now).as_ref())
+        .await?
+    {
+        audit.committed();
+    }
     Ok(())
 }
 
-/// Revokes every live session of the user but `keep` (the caller's own); returns their ids.
+/// Revokes every live session of the user but `keep` (the caller's own), audited in the same
+/// round trip; returns their ids.
 pub async fn revoke_other_sessions(
     store: &Store,
     caller: &Caller,
     keep: Option<SessionId>,
     now: i64,
+    audit: &mut Audit,
 ) -> Result<Vec<SessionId>, ApiError> {
-    Ok(crate::admin::revoke_sessions(store, &caller.tenant, &caller.user, keep, now).await?)
+    let sessions = store
+        .list_sessions(&caller.tenant, &caller.user, MAX_LISTED_SESSIONS)
+        .await?;
+    Ok(crate::admin::revoke_listed_sessions(store, &sessions, keep, now, Some(audit)).await?)
 }
 
 #[cfg(test)]

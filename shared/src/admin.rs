@@ -3,9 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::Audit;
 use crate::ids::{ChallengeId, CredentialId, SessionId, TenantId, UserId};
 use crate::store::{
-    normalise_email, DeleteCredentialOutcome, Erased, Store, StoreError, UserRecord,
+    normalise_email, DeleteCredentialOutcome, Erased, SessionRecord, Store, StoreError,
+    UserRecord,
 };
 use crate::tenant::{MethodType, Tenant, UserVerification};
 
@@ -66,7 +68,7 @@ pub async fn create_user(
     if display_name.is_empty() || display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
         return Err(invalid("display_name", "1 to 200 characters are required"));
     }
-    if store.get_tenant(tenant).await?.is_none() {
+    if store.tenant(tenant, now).await?.is_none() {
         return Err(AdminError::NotFound(Missing::Tenant));
     }
     if store
@@ -110,6 +112,7 @@ pub struct TenantSettings {
     pub session_max_age_secs: Option<u32>,
     pub allow_removing_last_factor: Option<bool>,
     pub enroll_without_authenticator: Option<bool>,
+    pub config_cache_secs: Option<u32>,
 }
 
 impl TenantSettings {
@@ -134,7 +137,8 @@ impl TenantSettings {
             reauthentication_window_secs,
             session_max_age_secs,
             allow_removing_last_factor,
-            enroll_without_authenticator
+            enroll_without_authenticator,
+            config_cache_secs
         );
     }
 }
@@ -261,12 +265,21 @@ pub async fn delete_credential(
     tenant: &TenantId,
     user: &UserId,
     credential: &CredentialId,
+    now: i64,
+    audit: Option<&mut Audit>,
 ) -> Result<(), AdminError> {
     let record = store
         .get_credential(tenant, user, credential)
         .await?
         .ok_or(AdminError::NotFound(Missing::Credential))?;
-    match store.delete_credential(&record, None).await? {
+    let success = audit.as_ref().and_then(|a| a.success(now));
+    let outcome = store
+        .delete_credential(&record, None, success.as_ref())
+        .await?;
+    if let (DeleteCredentialOutcome::Deleted, Some(audit)) = (&outcome, audit) {
+        audit.committed();
+    }
+    match outcome {
         DeleteCredentialOutcome::Deleted => Ok(()),
         DeleteCredentialOutcome::NotFound | DeleteCredentialOutcome::WitnessGone => {
             Err(AdminError::NotFound(Missing::Credential))
@@ -274,27 +287,40 @@ pub async fn delete_credential(
     }
 }
 
-/// Revokes every live session of a user; returns their ids.
-pub async fn revoke_sessions(
+/// Revokes the live ones of a user's `sessions` (as listed) but `keep`, and writes the audit
+/// record in the same round trip; returns their ids.
+pub async fn revoke_listed_sessions(
     store: &Store,
-    tenant: &TenantId,
-    user: &UserId,
+    sessions: &[SessionRecord],
     keep: Option<SessionId>,
     now: i64,
+    mut audit: Option<&mut Audit>,
 ) -> Result<Vec<SessionId>, AdminError> {
-    let sessions = store
-        .list_sessions(tenant, user, crate::account::MAX_LISTED_SESSIONS)
-        .await?;
     let revoked: Vec<SessionId> = sessions
         .iter()
         .filter(|s| s.is_live(now) && Some(s.session_id) != keep)
         .map(|s| s.session_id)
         .collect();
-    futures::future::try_join_all(
-        revoked
-            .iter()
-            .map(|id| store.revoke_session(id, "revoked", now)),
-    )
-    .await?;
+    let record = audit.as_ref().and_then(|a| a.success(now));
+    store
+        .revoke_sessions_audited(&revoked, "revoked", now, record.as_ref())
+        .await?;
+    if let Some(audit) = audit.as_mut() {
+        audit.committed();
+    }
     Ok(revoked)
+}
+
+/// Revokes every live session of a user (`authctl`, which keeps no audit trail); returns
+/// their ids.
+pub async fn revoke_sessions(
+    store: &Store,
+    tenant: &TenantId,
+    user: &UserId,
+    now: i64,
+) -> Result<Vec<SessionId>, AdminError> {
+    let sessions = store
+        .list_sessions(tenant, user, crate::account::MAX_LISTED_SESSIONS)
+        .await?;
+    revoke_listed_sessions(store, &sessions, None, now, None).await
 }

@@ -95,6 +95,8 @@ pub struct Audit {
     pub retention_secs: i64,
     pub client: ClientInfo,
     pub request_id: String,
+    /// The success record was written with the handler's change ([`Audit::committed`]).
+    pub committed: bool,
 }
 
 impl Audit {
@@ -112,6 +114,7 @@ impl Audit {
             retention_secs: DEFAULT_RETENTION_SECS,
             client: client_info(req),
             request_id: request_id(req),
+            committed: false,
         }
     }
 
@@ -119,6 +122,17 @@ impl Audit {
     pub fn tenant(&mut self, tenant: &Tenant) {
         self.tenant = Some(tenant.tenant_id);
         self.retention_secs = tenant.audit_retention_secs();
+    }
+
+    /// The record of this attempt succeeding, for a handler to write in the same transaction
+    /// as its change (no extra round trip); it then calls [`Audit::committed`].
+    pub fn success(&self, now: i64) -> Option<AuditRecord> {
+        self.record(Ok(()), now)
+    }
+
+    /// The success record is stored: concluding with success writes nothing more.
+    pub fn committed(&mut self) {
+        self.committed = true;
     }
 
     /// The record of this attempt ending with `outcome`; `None` without a tenant.
@@ -188,6 +202,9 @@ impl Audit {
     /// timeout.
     pub async fn write(&self, store: &Store, outcome: Result<(), &ApiError>, now: i64) {
         self.log(outcome);
+        if outcome.is_ok() && self.committed {
+            return;
+        }
         let Some(record) = self.record(outcome, now) else {
             return;
         };
@@ -228,6 +245,7 @@ mod tests {
             retention_secs: 86_400,
             client: ClientInfo::default(),
             request_id: "r".into(),
+            committed: false,
         }
     }
 

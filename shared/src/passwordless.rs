@@ -102,11 +102,12 @@ pub async fn resolve_user(
     store: &Store,
     tenant_header: Option<TenantId>,
     email: &str,
+    now: i64,
 ) -> Result<LoginUser, ApiError> {
     match tenant_header {
         Some(tenant_id) => {
             let (tenant, user) = tokio::try_join!(
-                store.get_tenant(&tenant_id),
+                store.tenant(&tenant_id, now),
                 store.find_user_by_email_in_tenant(&tenant_id, email),
             )?;
             let tenant = tenant.ok_or_else(tenant_not_found)?;

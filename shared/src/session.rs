@@ -126,20 +126,28 @@ pub async fn find_session(
     req: &Request,
     token: &str,
     audit: &mut Audit,
+    now: i64,
 ) -> Result<FoundSession, ApiError> {
     let header = optional_tenant_header(req)?;
     let id = session_of(token).ok_or_else(invalid_refresh_token)?;
-    let session = store
-        .get_session(&id)
-        .await?
-        .ok_or_else(invalid_refresh_token)?;
+    // With `X-Tenant-ID` (the documented client), the tenant is read beside the session.
+    let (session, named) = tokio::try_join!(store.get_session(&id), async {
+        match &header {
+            Some(tenant) => store.tenant(tenant, now).await,
+            None => Ok(None),
+        }
+    })?;
+    let session = session.ok_or_else(invalid_refresh_token)?;
     // The session, a record this service wrote, establishes the tenant: the attempt is filed.
     audit.tenant = Some(session.tenant_id);
     audit.user = Some(session.user_id);
     audit.session = Some(id);
     audit.credential = Some(session.credential_id.clone());
     audit.device_hash = session.device_hash.clone();
-    let tenant = store.get_tenant(&session.tenant_id).await?;
+    let tenant = match named {
+        Some(tenant) if tenant.tenant_id == session.tenant_id => Some(tenant),
+        _ => store.tenant(&session.tenant_id, now).await?,
+    };
     if let Some(tenant) = &tenant {
         audit.tenant(tenant);
     }
@@ -162,7 +170,7 @@ pub async fn revoke_for_reuse(
     now: i64,
 ) -> Result<ApiError, ApiError> {
     store
-        .revoke_session(&session.session_id, "refresh_token_reuse", now)
+        .revoke_session(&session.session_id, "refresh_token_reuse", now, None)
         .await?;
     tracing::warn!(
         event = "refresh_token_reuse",

@@ -101,6 +101,13 @@ fn default_enroll_without_authenticator() -> bool {
     true
 }
 
+fn default_config_cache_secs() -> u32 {
+    60
+}
+
+/// Longest [`Tenant::config_cache_secs`]: how stale a container's copy of the settings may be.
+pub const MAX_CONFIG_CACHE_SECS: u32 = 300;
+
 /// A tenant as stored in the tenants table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
@@ -157,6 +164,10 @@ pub struct Tenant {
     /// enrollment are left). Off by default: 409 `last_factor`.
     #[serde(default)]
     pub allow_removing_last_factor: bool,
+    /// How long a function instance may use its copy of these settings before reading them
+    /// again (0 to 300 s, default 60): a change takes up to this long to apply everywhere.
+    #[serde(default = "default_config_cache_secs")]
+    pub config_cache_secs: u32,
     pub created_at: i64,
 }
 
@@ -180,6 +191,7 @@ impl Tenant {
             reauthentication_window_secs: default_reauthentication_window(),
             session_max_age_secs: default_session_max_age(),
             allow_removing_last_factor: false,
+            config_cache_secs: default_config_cache_secs(),
             created_at,
         }
     }
@@ -234,6 +246,11 @@ impl Tenant {
         }
         if !(1..=3650).contains(&self.audit_retention_days) {
             return Err("audit retention must be between 1 and 3650 days".into());
+        }
+        if self.config_cache_secs > MAX_CONFIG_CACHE_SECS {
+            return Err(format!(
+                "the configuration cache time must be between 0 and {MAX_CONFIG_CACHE_SECS} seconds"
+            ));
         }
         if let Some(m) = self.required_methods.iter().find(|m| !self.allows(**m)) {
             return Err(format!("required method {m} is not enabled"));

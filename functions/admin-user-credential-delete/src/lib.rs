@@ -25,13 +25,17 @@ async fn delete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let actor = iam_caller(state, req)?;
     let (tenant, user) = (tenant_param(req)?, user_param(req)?);
     let id = credential_id_param(req)?;
-    delete_credential(&state.common.store, &tenant, &user, &id).await?;
-    // The credential, read under the user's key, established the tenant.
-    audit.tenant = Some(tenant);
-    audit.user = Some(user);
-    audit.actor = Some(actor);
-    audit.target = Some(id.to_base64url());
-    audit.credential = Some(id.clone());
+    // The credential, read under the user's key, establishes the tenant (nothing is audited
+    // if there is none).
+    let mut filed = audit.clone();
+    filed.tenant = Some(tenant);
+    filed.user = Some(user);
+    filed.actor = Some(actor);
+    filed.target = Some(id.to_base64url());
+    filed.credential = Some(id.clone());
+    let now = state.common.now();
+    delete_credential(&state.common.store, &tenant, &user, &id, now, Some(&mut filed)).await?;
+    *audit = filed;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "credential_id": id, "deleted": true }),

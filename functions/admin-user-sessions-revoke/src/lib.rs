@@ -4,7 +4,8 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use shared::admin::revoke_sessions;
+use shared::account::MAX_LISTED_SESSIONS;
+use shared::admin::revoke_listed_sessions;
 use shared::admin_http::{iam_caller, tenant_param, user_param};
 use shared::audit::{Audit, AuditEvent};
 use shared::http::{json_response, request_id, respond, ApiResult};
@@ -26,14 +27,18 @@ async fn revoke(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let (tenant, user) = (tenant_param(req)?, user_param(req)?);
     let store = &state.common.store;
     // Only an existing user's: the record establishes the tenant for the audit.
-    if store.get_user(&tenant, &user).await?.is_none() {
+    let (found, sessions) = tokio::try_join!(
+        store.get_user(&tenant, &user),
+        store.list_sessions(&tenant, &user, MAX_LISTED_SESSIONS),
+    )?;
+    if found.is_none() {
         return Err(shared::admin::AdminError::NotFound(shared::admin::Missing::User).into());
     }
     audit.tenant = Some(tenant);
     audit.user = Some(user);
     audit.actor = Some(actor);
     audit.target = Some("all_sessions".to_owned());
-    let revoked = revoke_sessions(store, &tenant, &user, None, now).await?;
+    let revoked = revoke_listed_sessions(store, &sessions, None, now, Some(audit)).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "revoked": revoked }),

@@ -38,16 +38,21 @@ async fn logout(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let now = common.now();
     let store = &common.store;
     let body: RefreshTokenRequest = json_body(req)?;
-    let found = find_session(store, req, &body.refresh_token, audit).await?;
+    let found = find_session(store, req, &body.refresh_token, audit, now).await?;
     let session = found.session;
     match found.matched {
         TokenMatch::Unknown => Err(invalid_refresh_token()),
         TokenMatch::Replaced => Err(revoke_for_reuse(store, &session, now).await?),
         TokenMatch::Current => {
-            // Logging out twice is not an error: the session is revoked either way.
-            store
-                .revoke_session(&session.session_id, "logout", now)
-                .await?;
+            // Logging out twice is not an error: the session is revoked either way. The audit
+            // record is written with the revocation.
+            let record = audit.success(now);
+            if store
+                .revoke_session(&session.session_id, "logout", now, record.as_ref())
+                .await?
+            {
+                audit.committed();
+            }
             Ok(v1_ok(
                 &json!({ "session_id": session.session_id, "revoked": true }),
                 "Logged out",

@@ -9,7 +9,8 @@ use shared::session::{
     access_token, find_session, hash_refresh_token, invalid_refresh_token, match_token,
     new_refresh_token, revoke_for_reuse, FoundSession, RefreshTokenRequest, TokenData, TokenMatch,
 };
-use shared::store::Rotation;
+use shared::error::ApiError;
+use shared::store::{Rotation, RotationOutcome};
 use tracing::instrument;
 
 const MESSAGE: &str = "Token refreshed";
@@ -34,7 +35,7 @@ async fn refresh(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
         session,
         tenant,
         matched,
-    } = find_session(store, req, &body.refresh_token, audit).await?;
+    } = find_session(store, req, &body.refresh_token, audit, now).await?;
     match matched {
         TokenMatch::Unknown => return Err(invalid_refresh_token()),
         TokenMatch::Replaced => return Err(revoke_for_reuse(store, &session, now).await?),
@@ -42,10 +43,9 @@ async fn refresh(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
         TokenMatch::Current => {}
     }
 
-    let user = store.get_user(&session.tenant_id, &session.user_id).await?;
-    let (Some(tenant), Some(user)) = (tenant, user) else {
+    let Some(tenant) = tenant else {
         store
-            .revoke_session(&session.session_id, "account_deleted", now)
+            .revoke_session(&session.session_id, "account_deleted", now, None)
             .await?;
         return Err(invalid_refresh_token());
     };
@@ -54,7 +54,7 @@ async fn refresh(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let expires_at = tenant.session_expiry(session.created_at, now);
     if expires_at <= now {
         store
-            .revoke_session(&session.session_id, "max_age", now)
+            .revoke_session(&session.session_id, "max_age", now, None)
             .await?;
         return Err(invalid_refresh_token());
     }
@@ -63,25 +63,43 @@ async fn refresh(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     // current one, so the client's retry is not mistaken for a reuse.
     let (access, _) = access_token(&state.issuer.for_request(req)?, &tenant, &session, now).await?;
     let next = new_refresh_token(&session.session_id)?;
-    let rotated = store
-        .rotate_refresh_token(&Rotation {
-            session: &session,
-            new_hash: next.hash.clone(),
-            now,
-            expires_at,
-        })
-        .await?;
-    if !rotated {
-        // Another request rotated (or revoked) the session between our read and write. If it
-        // was rotated with this very token, the token was used twice.
-        let presented = hash_refresh_token(&body.refresh_token);
-        return match store.get_session(&session.session_id).await? {
-            Some(now_stored) if match_token(&now_stored, &presented) == TokenMatch::Replaced => {
-                Err(revoke_for_reuse(store, &now_stored, now).await?)
-            }
-            _ => Err(invalid_refresh_token()),
-        };
-    }
+    let record = audit.success(now).ok_or_else(|| ApiError::internal("audit without tenant"))?;
+    // The user (for the response) is read beside the rotation, which checks it still exists.
+    let rotation = Rotation {
+        session: &session,
+        new_hash: next.hash.clone(),
+        now,
+        expires_at,
+    };
+    let (user, rotated) = tokio::try_join!(
+        store.get_user(&session.tenant_id, &session.user_id),
+        store.rotate_refresh_token(&rotation, &record),
+    )?;
+    let user = match (rotated, user) {
+        (RotationOutcome::Rotated, Some(user)) => {
+            audit.committed();
+            user
+        }
+        // Erased between the two reads: the session goes with the account.
+        (RotationOutcome::Rotated, None) => return Err(invalid_refresh_token()),
+        (RotationOutcome::UserGone, _) => {
+            store
+                .revoke_session(&session.session_id, "account_deleted", now, None)
+                .await?;
+            return Err(invalid_refresh_token());
+        }
+        (RotationOutcome::NotCurrent, _) => {
+            // Another request rotated (or revoked) the session between our read and write.
+            // If it was rotated with this very token, the token was used twice.
+            let presented = hash_refresh_token(&body.refresh_token);
+            return match store.get_session(&session.session_id).await? {
+                Some(stored) if match_token(&stored, &presented) == TokenMatch::Replaced => {
+                    Err(revoke_for_reuse(store, &stored, now).await?)
+                }
+                _ => Err(invalid_refresh_token()),
+            };
+        }
+    };
     Ok(v1_ok(
         &TokenData {
             access_token: access,

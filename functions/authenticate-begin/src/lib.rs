@@ -109,7 +109,7 @@ async fn begin(state: &State, req: &Request) -> ApiResult {
 async fn for_email(state: &State, req: &Request, email: &str) -> Result<Begun, ApiError> {
     let header = optional_tenant_header(req)?;
     let store = &state.common.store;
-    let login = resolve_user(store, header, email).await?;
+    let login = resolve_user(store, header, email, state.common.now()).await?;
     let tenant = login.tenant();
     let span = Span::current();
     span.record("tenant_id", tracing::field::display(tenant.tenant_id));
@@ -154,7 +154,7 @@ async fn usernameless(state: &State, req: &Request) -> Result<Begun, ApiError> {
     let tenant = state
         .common
         .store
-        .get_tenant(&tenant_id)
+        .tenant(&tenant_id, state.common.now())
         .await?
         .ok_or_else(tenant_not_found)?;
     Span::current().record("tenant_id", tracing::field::display(tenant.tenant_id));

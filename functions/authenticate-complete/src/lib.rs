@@ -167,8 +167,8 @@ async fn complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult 
 
     // 1. User lookup: by e-mail, or (usernameless) by the assertion's user handle.
     let login = match &attempt.email {
-        Some(email) => Claim::Email(resolve_user(store, header, email).await?),
-        None => usernameless(store, req, &attempt.body.credential).await?,
+        Some(email) => Claim::Email(resolve_user(store, header, email, now).await?),
+        None => usernameless(store, req, &attempt.body.credential, now).await?,
     };
     let tenant = login.tenant();
     span.record("tenant_id", tracing::field::display(tenant.tenant_id));
@@ -243,11 +243,12 @@ async fn usernameless(
     store: &Store,
     req: &Request,
     credential: &PublicKeyCredential,
+    now: i64,
 ) -> Result<Claim, ApiError> {
     let tenant_id = tenant_header(req).map_err(completion_failed)?;
     let user_id = user_handle(credential).map_or_else(unknown_user, UserId::from);
     let (tenant, user) = tokio::try_join!(
-        store.get_tenant(&tenant_id),
+        store.tenant(&tenant_id, now),
         store.get_user(&tenant_id, &user_id),
     )?;
     Ok(Claim::Handle {

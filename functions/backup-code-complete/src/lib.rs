@@ -93,7 +93,7 @@ async fn backup_code_complete(state: &State, req: &Request, audit: &mut Audit) -
     audit.user = Some(user_id);
 
     let (tenant, codes, credentials) = tokio::try_join!(
-        store.get_tenant(&tenant_id),
+        store.tenant(&tenant_id, now),
         store.get_backup_codes(&tenant_id, &user_id),
         store.list_credentials(&tenant_id, &user_id),
     )?;

@@ -5,7 +5,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use shared::account::{account, credential_id_param, delete_credential};
+use shared::account::{account_and, credential_id_param, delete_credential};
 use shared::audit::{Audit, AuditEvent};
 use shared::http::{json_response, request_id, respond, ApiResult};
 use tracing::instrument;
@@ -22,13 +22,15 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
 
 async fn delete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let now = state.now();
-    let account = account(state, req, now).await?;
     let id = credential_id_param(req)?;
+    let (account, listed) = account_and(state, req, now, |store, caller| async move {
+        Ok(store.list_credentials(&caller.tenant, &caller.user).await?)
+    })
+    .await?;
     account.audit(audit, id.to_base64url());
     audit.credential = Some(id.clone());
     account.caller.check_recent_login(&account.tenant, now)?;
-    let deleted = delete_credential(&state.store, &account, &id).await?;
-    audit.method = Some(deleted.method_type.as_str().to_owned());
+    let deleted = delete_credential(&state.store, &account, &id, listed, now, audit).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "credential_id": deleted.credential_id, "deleted": true }),

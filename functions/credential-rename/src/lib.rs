@@ -4,7 +4,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::account::{account, credential_id_param, credential_of, device_name, CredentialView};
+use shared::account::{account_and, credential_id_param, credential_of, device_name, CredentialView};
 use shared::audit::{Audit, AuditEvent};
 use shared::error::{ApiError, ErrorCode};
 use shared::http::{json_body, json_response, request_id, respond, ApiResult};
@@ -27,14 +27,25 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
 
 async fn rename(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let now = state.now();
-    let account = account(state, req, now).await?;
     let id = credential_id_param(req)?;
+    let read = id.clone();
+    let (account, record) = account_and(state, req, now, |store, caller| async move {
+        Ok(credential_of(&store, &caller, &read).await)
+    })
+    .await?;
     account.audit(audit, id.to_base64url());
     let body: RenameRequest = json_body(req)?;
     let name = device_name(&body.device_name)?;
-    let mut record = credential_of(&state.store, &account.caller, &id).await?;
+    let mut record = record?;
     audit.credential = Some(id);
-    if !state.store.rename_credential(&record, &name).await? {
+    let success = audit.success(now);
+    if state
+        .store
+        .rename_credential(&record, &name, success.as_ref())
+        .await?
+    {
+        audit.committed();
+    } else {
         return Err(ApiError::not_found(
             ErrorCode::CredentialNotFound,
             "the user has no credential with this id",

@@ -79,8 +79,13 @@ async fn mfa_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiRes
 
     // The counter is judged against the live stored value here, not the snapshot.
     let used = credential_use(record, &result, now);
-    match store.record_credential_use(record, &used).await? {
-        UseOutcome::Recorded => {}
+    // The audit record of the success is written with it (one round trip).
+    let success = audit.success(now);
+    match store
+        .record_credential_use(record, &used, success.as_ref())
+        .await?
+    {
+        UseOutcome::Recorded => audit.committed(),
         UseOutcome::CredentialGone => return Err(invalid_credential()),
         UseOutcome::CounterNotAdvanced => {
             return Err(seed_rejection(AssertionRejected::CounterNotAdvanced))

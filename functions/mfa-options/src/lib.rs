@@ -74,7 +74,7 @@ async fn mfa_options(state: &State, req: &Request, audit: &mut Option<Audit>) ->
     span.record("user_id", tracing::field::display(challenge.user_id));
 
     let (tenant, credentials) = tokio::try_join!(
-        store.get_tenant(&challenge.tenant_id),
+        store.tenant(&challenge.tenant_id, now),
         store.list_credentials(&challenge.tenant_id, &challenge.user_id),
     )?;
     let tenant = found(

@@ -116,7 +116,7 @@ async fn register_complete(state: &State, req: &Request, audit: &mut Audit) -> A
     };
     let (pending, tenant, user, backup_codes, same_id, existing, session) = tokio::try_join!(
         async { Ok(store.consume_challenge(consume).await?) },
-        async { Ok(store.get_tenant(&caller.tenant).await?) },
+        async { Ok(store.tenant(&caller.tenant, now).await?) },
         async { Ok(store.get_user(&caller.tenant, &caller.user).await?) },
         async { Ok(store.get_backup_codes(&caller.tenant, &caller.user).await?) },
         async { Ok(store.find_credentials_by_id(&presented_id).await?) },

@@ -58,7 +58,7 @@ async fn register_options(state: &State, req: &Request) -> ApiResult {
 
     let store = &common.store;
     let (tenant, user, existing, session) = tokio::try_join!(
-        async { Ok(store.get_tenant(&caller.tenant).await?) },
+        async { Ok(store.tenant(&caller.tenant, now).await?) },
         async { Ok(store.get_user(&caller.tenant, &caller.user).await?) },
         async { Ok(store.list_credentials(&caller.tenant, &caller.user).await?) },
         caller.session(store),

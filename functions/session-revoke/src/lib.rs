@@ -24,7 +24,7 @@ async fn revoke(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let account = account(state, req, now).await?;
     let id = session_id_param(req)?;
     account.audit(audit, id.to_string());
-    revoke_own_session(&state.store, &account.caller, &id, now).await?;
+    revoke_own_session(&state.store, &account.caller, &id, now, audit).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "session_id": id, "revoked": true }),

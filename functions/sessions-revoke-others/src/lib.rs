@@ -24,7 +24,7 @@ async fn revoke(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let account = account(state, req, now).await?;
     account.audit(audit, "other_sessions".to_owned());
     let current = account.caller.session_id();
-    let revoked = revoke_other_sessions(&state.store, &account.caller, current, now).await?;
+    let revoked = revoke_other_sessions(&state.store, &account.caller, current, now, audit).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "revoked": revoked, "kept": current }),

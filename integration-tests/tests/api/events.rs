@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::harness::{dispatch, settings, Authenticator, TestApp};
+use crate::harness::{dispatch, settings, Authenticator, Reply, TestApp};
 
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
@@ -69,15 +69,15 @@ const PLACEHOLDERS: &[&str] = &[
 ];
 
 /// One event file: `events/<function>/<status>-<what>.json`.
-struct EventFile {
-    function: String,
-    status: StatusCode,
+pub struct EventFile {
+    pub function: String,
+    pub status: StatusCode,
     what: String,
     path: PathBuf,
 }
 
 impl EventFile {
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         format!(
             "{}/{}",
             self.function,
@@ -111,7 +111,7 @@ fn dir_names(dir: &Path) -> BTreeSet<String> {
 }
 
 /// Every event file, in a stable order; panics on a file whose name has not the shape.
-fn event_files() -> Vec<EventFile> {
+pub fn event_files() -> Vec<EventFile> {
     let mut files = Vec::new();
     for function in dir_names(&events_dir()) {
         let dir = events_dir().join(&function);
@@ -235,8 +235,18 @@ async fn values(app: &TestApp, names: &BTreeSet<String>) -> BTreeMap<&'static st
     values
 }
 
-/// Replays one event; `Err` says how its answer broke the promise of its name.
+/// Replays one event in a fresh app; `Err` says how its answer broke the promise of its name.
 async fn replay(event: &EventFile) -> Result<(), String> {
+    let app = TestApp::new().await;
+    let req = prepare(event, &app).await?;
+    let reply = dispatch(&app, &event.function, req)
+        .await
+        .ok_or_else(|| format!("no dispatch line for function {}", event.function))??;
+    check(event, &reply)
+}
+
+/// The event as a request, its placeholders filled with values made in `app`.
+pub async fn prepare(event: &EventFile, app: &TestApp) -> Result<lambda_http::Request, String> {
     let text = std::fs::read_to_string(&event.path).map_err(|e| e.to_string())?;
     let names = placeholders(&text);
     let unknown: Vec<_> = names
@@ -247,18 +257,18 @@ async fn replay(event: &EventFile) -> Result<(), String> {
         return Err(format!("unknown placeholders {unknown:?}"));
     }
     let mut value: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
-    let app = TestApp::new().await;
-    substitute(&mut value, &values(&app, &names).await);
+    substitute(&mut value, &values(app, &names).await);
     let filled = value.to_string();
     let left = placeholders(&filled);
     if !left.is_empty() {
         return Err(format!("placeholders left after filling: {left:?}"));
     }
-    let req = lambda_http::request::from_str(&filled)
-        .map_err(|e| format!("not an API Gateway HTTP API (2.0) event: {e}"))?;
-    let reply = dispatch(&app, &event.function, req)
-        .await
-        .ok_or_else(|| format!("no dispatch line for function {}", event.function))??;
+    lambda_http::request::from_str(&filled)
+        .map_err(|e| format!("not an API Gateway HTTP API (2.0) event: {e}"))
+}
+
+/// `Err` says how `reply` broke the promise of the event's name.
+pub fn check(event: &EventFile, reply: &Reply) -> Result<(), String> {
     if reply.status != event.status {
         return Err(format!("answered {}: {}", reply.status, reply.body));
     }

@@ -815,11 +815,11 @@ async fn a_request_answered_503_succeeds_when_sent_again_unchanged() {
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
     assert!(again.body["token"].is_string(), "{}", again.body);
 
-    // Refresh: rotating the token (a conditional UpdateItem) fails with 500s.
+    // Refresh: rotating the token (a transaction with its audit record) fails with 500s.
     let token = login(&app, &mut passkey).await;
     let body = json!({ "refresh_token": token });
     let path = "/api/v1/auth/refresh";
-    proxy.fail(Operation::UpdateItem, Fault::ServerError, None);
+    proxy.fail(Operation::TransactWriteItems, Fault::ServerError, None);
     let started = Instant::now();
     let response = call(
         &app,

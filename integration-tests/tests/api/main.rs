@@ -20,6 +20,7 @@ mod lifecycle;
 mod mfa;
 mod passwordless;
 mod registration;
+mod round_trips;
 mod single_use;
 mod template;
 mod tokens;

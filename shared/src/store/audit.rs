@@ -70,6 +70,18 @@ impl AuditRecord {
     }
 }
 
+/// The record as one item of a transaction (a new key: it never replaces a record).
+pub(crate) fn transact_put_record(
+    store: &Store,
+    record: &AuditRecord,
+) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
+    super::transact_put(
+        &store.tables().audit,
+        to_item(record)?,
+        "attribute_not_exists(event_key)",
+    )
+}
+
 impl Store {
     pub async fn put_audit_record(&self, record: &AuditRecord) -> Result<(), StoreError> {
         self.client()

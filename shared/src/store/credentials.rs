@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     cancelled, classify, condition_held, from_item, from_items, n, s, tenant_user_key, to_item,
-    transact_put, BackupCodesRecord, Item, Store, StoreError, Write,
+    transact_put, AuditRecord, BackupCodesRecord, Item, Store, StoreError, Write,
 };
 use crate::ids::{CredentialId, TenantId, UserId};
 use crate::tenant::MethodType;
@@ -143,21 +143,20 @@ impl Store {
         &self,
         record: &CredentialRecord,
         used: &CredentialUse,
+        audit: Option<&AuditRecord>,
     ) -> Result<UseOutcome, StoreError> {
         let table = &self.tables().credentials;
         let write = credential_use_write(record, used);
-        if condition_held(write.update_item(self.client(), table).await)? {
+        if self.update_audited(&write, table, audit).await? {
             return Ok(UseOutcome::Recorded);
         }
         if used.rule == CounterRule::AdvanceIfHigher {
             // A synced passkey whose higher counter was written meanwhile: a regression.
             let write = credential_use_write(record, &used.as_regression());
-            return Ok(
-                match condition_held(write.update_item(self.client(), table).await)? {
-                    true => UseOutcome::Recorded,
-                    false => UseOutcome::CredentialGone,
-                },
-            );
+            return Ok(match self.update_audited(&write, table, audit).await? {
+                true => UseOutcome::Recorded,
+                false => UseOutcome::CredentialGone,
+            });
         }
         self.use_failure(record).await
     }
@@ -300,6 +299,7 @@ impl Store {
         &self,
         record: &CredentialRecord,
         device_name: &str,
+        audit: Option<&AuditRecord>,
     ) -> Result<bool, StoreError> {
         let write = Write {
             update: Some("SET device_name = :name".into()),
@@ -307,29 +307,29 @@ impl Store {
             ..Write::new(credential_key(record))
         }
         .value(":name", s(device_name));
-        condition_held(
-            write
-                .update_item(self.client(), &self.tables().credentials)
-                .await,
-        )
+        self.update_audited(&write, &self.tables().credentials, audit)
+            .await
     }
 
     /// Deletes a credential. With `keep`, only while that other credential still exists, in
     /// one transaction: two concurrent deletions of a user's last two credentials cannot both
-    /// pass, so the user keeps one.
+    /// pass, so the user keeps one. With `audit`, its record is written in the same
+    /// transaction.
     pub async fn delete_credential(
         &self,
         record: &CredentialRecord,
         keep: Option<&CredentialRecord>,
+        audit: Option<&AuditRecord>,
     ) -> Result<DeleteCredentialOutcome, StoreError> {
         let table = &self.tables().credentials;
-        let Some(keep) = keep else {
+        let exists = "attribute_exists(credential_id)";
+        if keep.is_none() && audit.is_none() {
             let result = self
                 .client()
                 .delete_item()
                 .table_name(table)
                 .set_key(Some(credential_key(record)))
-                .condition_expression("attribute_exists(credential_id)")
+                .condition_expression(exists)
                 .send()
                 .await
                 .map_err(classify);
@@ -337,43 +337,31 @@ impl Store {
                 true => DeleteCredentialOutcome::Deleted,
                 false => DeleteCredentialOutcome::NotFound,
             });
-        };
+        }
         let delete = Delete::builder()
             .table_name(table)
             .set_key(Some(credential_key(record)))
-            .condition_expression("attribute_exists(credential_id)")
+            .condition_expression(exists)
             .build()
             .map_err(|e| StoreError::Rejected(e.to_string()))?;
-        let check = ConditionCheck::builder()
-            .table_name(table)
-            .set_key(Some(credential_key(keep)))
-            .condition_expression("attribute_exists(credential_id)")
-            .build()
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
-        let result = self
-            .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().condition_check(check).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(DeleteCredentialOutcome::Deleted),
-            Err(err) => match transaction_reasons(&err) {
-                Some(reasons)
-                    if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") =>
-                {
-                    Ok(DeleteCredentialOutcome::NotFound)
-                }
-                Some(reasons)
-                    if reasons.get(1).map(String::as_str) == Some("ConditionalCheckFailed") =>
-                {
-                    Ok(DeleteCredentialOutcome::WitnessGone)
-                }
-                Some(reasons) => Err(cancelled(reasons)),
-                None => Err(classify(err)),
-            },
+        let mut items = vec![TransactWriteItem::builder().delete(delete).build()];
+        if let Some(keep) = keep {
+            let check = ConditionCheck::builder()
+                .table_name(table)
+                .set_key(Some(credential_key(keep)))
+                .condition_expression(exists)
+                .build()
+                .map_err(|e| StoreError::Rejected(e.to_string()))?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
         }
+        if let Some(record) = audit {
+            items.push(super::audit::transact_put_record(self, record)?);
+        }
+        Ok(match self.transact(items).await? {
+            Ok(()) => DeleteCredentialOutcome::Deleted,
+            Err(1) if keep.is_some() => DeleteCredentialOutcome::WitnessGone,
+            Err(_) => DeleteCredentialOutcome::NotFound,
+        })
     }
 }
 

@@ -36,7 +36,7 @@ pub use credentials::{
 pub use devices::{DeviceRecord, DeviceSighting};
 pub use erase::Erased;
 pub use login::{LoginCommit, LoginCommitOutcome};
-pub use sessions::{Rotation, SessionRecord, SESSION_USER_INDEX};
+pub use sessions::{Rotation, RotationOutcome, SessionRecord, SESSION_USER_INDEX};
 pub use users::{normalise_email, UserRecord};
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -222,6 +222,61 @@ impl Write {
     }
 }
 
+/// Attempts of a transaction that DynamoDB cancels because another one touched the same item at
+/// the same moment, or because an item was throttled (which the SDK does not retry inside a
+/// transaction).
+const CONFLICT_ATTEMPTS: u32 = 4;
+
+impl Store {
+    /// Writes `items` in one transaction, retried on conflicts. `Ok(Err(i))` when the condition
+    /// of `items[i]` failed: nothing was written.
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), usize>, StoreError> {
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .client()
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Ok(())),
+                Err(err) => err,
+            };
+            let Some(reasons) = credentials::transaction_reasons(&err) else {
+                return Err(classify(err));
+            };
+            if let Some(i) = reasons.iter().position(|r| r == "ConditionalCheckFailed") {
+                return Ok(Err(i));
+            }
+            if !retryable_cancellation(&reasons) || attempt >= CONFLICT_ATTEMPTS {
+                return Err(cancelled(reasons));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(attempt))).await;
+            attempt += 1;
+        }
+    }
+
+    /// A conditional update and, in the same transaction, the audit record of its success
+    /// (README, Performance shape: the audit write is no extra round trip). `Ok(false)` when
+    /// the update's condition failed: nothing was written. Without a record, a plain update.
+    pub(crate) async fn update_audited(
+        &self,
+        write: &Write,
+        table: &str,
+        audit: Option<&AuditRecord>,
+    ) -> Result<bool, StoreError> {
+        let Some(record) = audit else {
+            return condition_held(write.update_item(self.client(), table).await);
+        };
+        let items = vec![write.transact_update(table)?, audit::transact_put_record(self, record)?];
+        Ok(self.transact(items).await?.is_ok())
+    }
+}
+
 /// A conditional put as one item of a transaction.
 pub(crate) fn transact_put(
     table: &str,
@@ -237,16 +292,22 @@ pub(crate) fn transact_put(
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
-/// The DynamoDB client and the table names: built once per cold start, shared by requests.
+/// The DynamoDB client, the table names and the container's tenant settings cache: built once
+/// per cold start, shared by requests (clones share the cache).
 #[derive(Clone, Debug)]
 pub struct Store {
     client: Client,
     tables: TableNames,
+    tenant_cache: std::sync::Arc<tenants::TenantCache>,
 }
 
 impl Store {
     pub fn new(client: Client, tables: TableNames) -> Self {
-        Self { client, tables }
+        Self {
+            client,
+            tables,
+            tenant_cache: Default::default(),
+        }
     }
 
     pub fn client(&self) -> &Client {

@@ -3,11 +3,11 @@
 //! stolen. `expires_at` (TTL) is the end of the current refresh token's lifetime and is also
 //! checked on every read.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    classify, condition_held, from_item, from_items, n, s, tenant_user_key, Item, Store,
+    classify, from_item, from_items, n, s, tenant_user_key, AuditRecord, Item, Store,
     StoreError, Write,
 };
 use crate::ids::{CredentialId, SessionId, TenantId, UserId};
@@ -74,6 +74,20 @@ pub struct Rotation<'a> {
     pub expires_at: i64,
 }
 
+/// What a rotation found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RotationOutcome {
+    Rotated,
+    /// The presented token is no longer the current one, or the session was revoked or
+    /// expired meanwhile: nothing was written.
+    NotCurrent,
+    /// The session's user was erased: nothing was written.
+    UserGone,
+}
+
+/// Most items DynamoDB takes in one transaction.
+pub const TRANSACTION_ITEMS: usize = 100;
+
 fn session_key(id: &SessionId) -> Item {
     let mut key = Item::new();
     key.insert("session_id".into(), s(id.to_string()));
@@ -119,7 +133,13 @@ impl Store {
 
     /// Swaps the refresh token, only if the presented one is still the current one and the
     /// session is live: of two concurrent refreshes with one token, exactly one succeeds.
-    pub async fn rotate_refresh_token(&self, rotation: &Rotation<'_>) -> Result<bool, StoreError> {
+    /// One transaction: the rotation, a check that the session's user still exists (not
+    /// erased), and the audit record.
+    pub async fn rotate_refresh_token(
+        &self,
+        rotation: &Rotation<'_>,
+        audit: &AuditRecord,
+    ) -> Result<RotationOutcome, StoreError> {
         let session = rotation.session;
         let mut previous = session.previous_token_hashes.clone();
         previous.push(session.refresh_token_hash.clone());
@@ -151,20 +171,34 @@ impl Store {
         .value(":now", n(rotation.now))
         .value(":exp", n(rotation.expires_at))
         .value(":one", n(1));
-        condition_held(
-            write
-                .update_item(self.client(), &self.tables().sessions)
-                .await,
-        )
+        let user = ConditionCheck::builder()
+            .table_name(&self.tables().users)
+            .key("tenant_id", s(session.tenant_id.to_string()))
+            .key("user_id", s(session.user_id.to_string()))
+            .condition_expression("attribute_exists(user_id) AND attribute_not_exists(deleted_at)")
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let items = vec![
+            write.transact_update(&self.tables().sessions)?,
+            TransactWriteItem::builder().condition_check(user).build(),
+            super::audit::transact_put_record(self, audit)?,
+        ];
+        Ok(match self.transact(items).await? {
+            Ok(()) => RotationOutcome::Rotated,
+            Err(1) => RotationOutcome::UserGone,
+            Err(_) => RotationOutcome::NotCurrent,
+        })
     }
 
     /// Marks a session revoked; `false` if it does not exist or was already revoked. The item
-    /// stays until its TTL so later uses of its tokens are still recognised.
+    /// stays until its TTL so later uses of its tokens are still recognised. With `audit`, its
+    /// record is written in the same transaction.
     pub async fn revoke_session(
         &self,
         id: &SessionId,
         reason: &str,
         now: i64,
+        audit: Option<&AuditRecord>,
     ) -> Result<bool, StoreError> {
         let write = Write {
             update: Some("SET #revoked = :now, #reason = :reason".into()),
@@ -177,10 +211,50 @@ impl Store {
         .name("#reason", "revoked_reason")
         .value(":now", n(now))
         .value(":reason", s(reason));
-        condition_held(
-            write
-                .update_item(self.client(), &self.tables().sessions)
-                .await,
-        )
+        self.update_audited(&write, &self.tables().sessions, audit)
+            .await
+    }
+
+    /// Revokes the sessions `ids` (read just before) and writes the audit record, in
+    /// transactions of at most [`TRANSACTION_ITEMS`] items sent concurrently: one round trip.
+    /// A session revoked meanwhile keeps its first revocation; one deleted meanwhile (its TTL)
+    /// fails its transaction, reported as unavailable so the client retries.
+    pub async fn revoke_sessions_audited(
+        &self,
+        ids: &[SessionId],
+        reason: &str,
+        now: i64,
+        audit: Option<&AuditRecord>,
+    ) -> Result<(), StoreError> {
+        let table = &self.tables().sessions;
+        let mut items = Vec::with_capacity(ids.len() + 1);
+        if let Some(record) = audit {
+            items.push(super::audit::transact_put_record(self, record)?);
+        }
+        for id in ids {
+            let write = Write {
+                update: Some(
+                    "SET #revoked = if_not_exists(#revoked, :now), \
+                     #reason = if_not_exists(#reason, :reason)"
+                        .into(),
+                ),
+                condition: Some("attribute_exists(session_id)".into()),
+                ..Write::new(session_key(id))
+            }
+            .name("#revoked", "revoked_at")
+            .name("#reason", "revoked_reason")
+            .value(":now", n(now))
+            .value(":reason", s(reason));
+            items.push(write.transact_update(table)?);
+        }
+        let chunks = items.chunks(TRANSACTION_ITEMS).map(|c| self.transact(c.to_vec()));
+        for outcome in futures::future::try_join_all(chunks).await? {
+            if outcome.is_err() {
+                return Err(StoreError::Unavailable(
+                    "a session disappeared while it was being revoked".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }

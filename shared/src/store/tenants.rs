@@ -1,4 +1,7 @@
+//! Tenants, and the per-container cache of their settings.
+
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
@@ -6,7 +9,61 @@ use super::{classify, from_item, s, to_item, Item, Store, StoreError};
 use crate::ids::TenantId;
 use crate::tenant::Tenant;
 
+/// Most tenants one container keeps settings of; past it, the oldest copy is dropped.
+pub const TENANT_CACHE_ENTRIES: usize = 1_000;
+
+/// Tenant settings as this container last read them, with when (epoch seconds).
+#[derive(Debug, Default)]
+pub(crate) struct TenantCache(Mutex<HashMap<TenantId, (Tenant, i64)>>);
+
+impl TenantCache {
+    /// The copy read at most the tenant's own `config_cache_secs` before `now`.
+    fn fresh(&self, id: &TenantId, now: i64) -> Option<Tenant> {
+        let entries = self.0.lock().ok()?;
+        let (tenant, read_at) = entries.get(id)?;
+        let age = now.saturating_sub(*read_at);
+        (0..i64::from(tenant.config_cache_secs))
+            .contains(&age)
+            .then(|| tenant.clone())
+    }
+
+    fn keep(&self, tenant: &Tenant, now: i64) {
+        let Ok(mut entries) = self.0.lock() else {
+            return;
+        };
+        if entries.len() >= TENANT_CACHE_ENTRIES && !entries.contains_key(&tenant.tenant_id) {
+            let oldest = entries.iter().min_by_key(|(_, (_, at))| *at).map(|(id, _)| *id);
+            if let Some(id) = oldest {
+                entries.remove(&id);
+            }
+        }
+        entries.insert(tenant.tenant_id, (tenant.clone(), now));
+    }
+
+    fn forget(&self, id: &TenantId) {
+        if let Ok(mut entries) = self.0.lock() {
+            entries.remove(id);
+        }
+    }
+}
+
 impl Store {
+    /// A tenant's settings for a request at `now`: this container's copy if it was read less
+    /// than the tenant's `config_cache_secs` ago, else read (and kept). An unknown tenant is
+    /// read every time, so a new tenant works at once. Operators' reads and writes use
+    /// [`Store::get_tenant`] and [`Store::replace_tenant`], which are never cached; a change
+    /// reaches other containers within `config_cache_secs` (README, Tenants).
+    pub async fn tenant(&self, id: &TenantId, now: i64) -> Result<Option<Tenant>, StoreError> {
+        if let Some(tenant) = self.tenant_cache.fresh(id, now) {
+            return Ok(Some(tenant));
+        }
+        let tenant = self.get_tenant(id).await?;
+        if let Some(tenant) = &tenant {
+            self.tenant_cache.keep(tenant, now);
+        }
+        Ok(tenant)
+    }
+
     /// Creates a tenant; fails with `ConditionFailed` if the id is taken.
     pub async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
         self.client()
@@ -55,6 +112,8 @@ impl Store {
             .send()
             .await
             .map_err(classify);
+        // This container applies the change at once; others within `config_cache_secs`.
+        self.tenant_cache.forget(&tenant.tenant_id);
         super::condition_held(result)
     }
 

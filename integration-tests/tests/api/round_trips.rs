@@ -1,0 +1,205 @@
+//! The round-trip budget (README, Performance shape): every endpoint makes at most two
+//! sequential DynamoDB round trips, audit writes included. Every sample event in `events/`
+//! (a success and the refusals of every function) replays through a store whose client records
+//! each call's start and end; calls that overlap in time ran concurrently (`try_join!`), so the
+//! longest chain of calls each starting after the previous one ended is the number of
+//! sequential round trips the request waited for.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use shared::store::Store;
+
+use crate::events::{check, event_files, prepare};
+use crate::harness::{self, dispatch, TestApp};
+
+/// The budget: sequential store round trips per request.
+const BUDGET: usize = 2;
+
+#[derive(Debug)]
+struct Call {
+    operation: String,
+    start: Instant,
+    end: Option<Instant>,
+}
+
+/// The store calls a client made, in the order they started.
+#[derive(Clone, Debug, Default)]
+pub struct Calls(Arc<Mutex<Vec<Call>>>);
+
+/// Which [`Call`] an operation's execution is (kept in its config bag from start to end).
+#[derive(Clone, Debug)]
+struct CallIndex(usize);
+
+impl Storable for CallIndex {
+    type Storer = StoreReplace<Self>;
+}
+
+#[derive(Debug)]
+struct Recorder(Calls);
+
+impl Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "round-trip recorder"
+    }
+
+    // Not `read_before_execution`: a client's interceptors see that before the operation's
+    // configuration (its name) is in the bag.
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg
+            .load::<Metadata>()
+            .map_or_else(|| "?".to_owned(), |m| m.name().to_owned());
+        let mut calls = self.0 .0.lock().map_err(|e| e.to_string())?;
+        calls.push(Call {
+            operation,
+            start: Instant::now(),
+            end: None,
+        });
+        cfg.interceptor_state().store_put(CallIndex(calls.len() - 1));
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(CallIndex(i)) = cfg.load::<CallIndex>().cloned() {
+            let mut calls = self.0 .0.lock().map_err(|e| e.to_string())?;
+            if let Some(call) = calls.get_mut(i) {
+                call.end = Some(Instant::now());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Calls {
+    pub fn clear(&self) {
+        self.0.lock().expect("calls").clear();
+    }
+
+    /// The longest chain of calls in which each started after the previous one had ended.
+    pub fn sequential(&self) -> usize {
+        let calls = self.0.lock().expect("calls");
+        let mut depth = vec![0usize; calls.len()];
+        for (i, call) in calls.iter().enumerate() {
+            let before = calls[..i]
+                .iter()
+                .zip(&depth)
+                .filter(|(c, _)| c.end.is_some_and(|end| end <= call.start))
+                .map(|(_, d)| *d)
+                .max()
+                .unwrap_or(0);
+            depth[i] = before + 1;
+        }
+        depth.into_iter().max().unwrap_or(0)
+    }
+
+    /// The calls, e.g. `GetItem GetItem | TransactWriteItems` (`|` between round trips).
+    pub fn describe(&self) -> String {
+        let calls = self.0.lock().expect("calls");
+        let mut out = String::new();
+        let mut last_end: Option<Instant> = None;
+        for call in calls.iter() {
+            if let Some(end) = last_end {
+                if end <= call.start {
+                    out.push_str(" |");
+                }
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&call.operation);
+            last_end = match (last_end, call.end) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (_, b) => b,
+            };
+        }
+        out
+    }
+}
+
+/// A client of the test server that records its calls in `calls`.
+pub fn recording_client(endpoint: &str, calls: &Calls) -> aws_sdk_dynamodb::Client {
+    let config = harness::client(endpoint)
+        .config()
+        .to_builder()
+        .interceptor(Recorder(calls.clone()))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// An app whose every function's store records its calls.
+async fn recording_app(calls: &Calls) -> TestApp {
+    let env = harness::env().await;
+    let store = Store::new(recording_client(&env.endpoint, calls), env.tables.clone());
+    TestApp::build(store, |_| {}).await
+}
+
+#[tokio::test]
+async fn every_endpoint_makes_at_most_two_sequential_store_round_trips() {
+    let mut report = Vec::new();
+    let mut over = Vec::new();
+    for event in event_files() {
+        let calls = Calls::default();
+        let app = recording_app(&calls).await;
+        let req = prepare(&event, &app).await.expect("event prepared");
+        calls.clear();
+        let reply = dispatch(&app, &event.function, req)
+            .await
+            .expect("dispatched")
+            .expect("a valid answer");
+        check(&event, &reply).unwrap_or_else(|why| panic!("{}: {why}", event.label()));
+        let line = format!(
+            "{:<55} {} : {}",
+            event.label(),
+            calls.sequential(),
+            calls.describe()
+        );
+        if calls.sequential() > BUDGET {
+            over.push(line.clone());
+        }
+        report.push(line);
+    }
+    println!("{}", report.join("\n"));
+    assert!(
+        over.is_empty(),
+        "over the budget of {BUDGET} sequential round trips:\n{}",
+        over.join("\n")
+    );
+}
+
+#[test]
+fn overlapping_calls_count_as_one_round_trip() {
+    let calls = Calls::default();
+    let t0 = Instant::now();
+    let ms = |n| t0 + std::time::Duration::from_millis(n);
+    let push = |operation: &str, start, end| {
+        calls.0.lock().expect("calls").push(Call {
+            operation: operation.into(),
+            start,
+            end: Some(end),
+        })
+    };
+    push("GetItem", ms(0), ms(5));
+    push("Query", ms(1), ms(4));
+    push("PutItem", ms(5), ms(9));
+    assert_eq!(calls.sequential(), 2);
+    assert_eq!(calls.describe(), "GetItem Query | PutItem");
+    push("TransactWriteItems", ms(9), ms(12));
+    assert_eq!(calls.sequential(), 3);
+}
