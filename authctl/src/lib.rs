@@ -412,9 +412,10 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             email,
             display_name,
         }) => {
-            let user = shared::admin::create_user(&ctx.store, &tenant, &email, &display_name, now)
-                .await
-                .map_err(|e| e.to_string())?;
+            let user =
+                shared::admin::create_user(&ctx.store, &tenant, &email, &display_name, now, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
             Ok(json!({ "user_id": user.user_id }))
         }
         Command::User(UserCommand::Delete { tenant, user }) => {

@@ -48,7 +48,9 @@ pub struct Account {
 }
 
 pub async fn account(common: &Common, req: &Request, now: i64) -> Result<Account, ApiError> {
-    Ok(account_and(common, req, now, |_, _| async { Ok(()) }).await?.0)
+    Ok(account_and(common, req, now, |_, _| async { Ok(()) })
+        .await?
+        .0)
 }
 
 /// [`account`], and in the same round trip the read `read` makes for the caller (the records
@@ -201,7 +203,10 @@ pub async fn delete_credential(
             ));
         }
         let success = audit.success(now);
-        match store.delete_credential(target, keep, success.as_ref()).await? {
+        match store
+            .delete_credential(target, keep, success.as_ref())
+            .await?
+        {
             DeleteCredentialOutcome::Deleted => {
                 audit.committed();
                 return Ok(target.clone());
@@ -250,6 +255,7 @@ pub async fn regenerate_backup_codes(
     hasher: &BackupCodeHasher,
     caller: &Caller,
     now: i64,
+    audit: &mut Audit,
 ) -> Result<NewBackupCodes, ApiError> {
     let plain = codes::generate(BACKUP_CODE_COUNT)
         .map_err(|_| ApiError::internal("random number generator failed"))?;
@@ -258,7 +264,10 @@ pub async fn regenerate_backup_codes(
         .map(|code| hasher.hash(&caller.tenant, &caller.user, code))
         .collect();
     let record = BackupCodesRecord::new(&caller.tenant, &caller.user, hashes, now);
-    store.replace_backup_codes(&record).await?;
+    store
+        .replace_backup_codes(&record, audit.success(now).as_ref())
+        .await?;
+    audit.committed();
     Ok(NewBackupCodes {
         remaining: plain.len(),
         codes: plain,
@@ -307,14 +316,15 @@ pub async fn live_sessions(
 }
 
 /// Revokes one of the user's sessions; 404 `session_not_found` for anyone else's.
+/// `session` is the record `id` names, as read with the account ([`account_and`]).
 pub async fn revoke_own_session(
     store: &Store,
     caller: &Caller,
     id: &SessionId,
+    session: Option<SessionRecord>,
     now: i64,
     audit: &mut Audit,
 ) -> Result<(), ApiError> {
-    let session = store.get_session(id).await?;
     let ours = session
         .as_ref()
         .is_some_and(|s| s.tenant_id == caller.tenant && s.user_id == caller.user);

@@ -6,8 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::Audit;
 use crate::ids::{ChallengeId, CredentialId, SessionId, TenantId, UserId};
 use crate::store::{
-    normalise_email, DeleteCredentialOutcome, Erased, SessionRecord, Store, StoreError,
-    UserRecord,
+    normalise_email, DeleteCredentialOutcome, Erased, SessionRecord, Store, StoreError, UserRecord,
 };
 use crate::tenant::{MethodType, Tenant, UserVerification};
 
@@ -56,6 +55,7 @@ pub async fn create_user(
     email: &str,
     display_name: &str,
     now: i64,
+    mut audit: Option<&mut Audit>,
 ) -> Result<UserRecord, AdminError> {
     let email = normalise_email(email);
     if !email.contains('@') || email.chars().count() > MAX_EMAIL_CHARS {
@@ -68,14 +68,14 @@ pub async fn create_user(
     if display_name.is_empty() || display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
         return Err(invalid("display_name", "1 to 200 characters are required"));
     }
-    if store.tenant(tenant, now).await?.is_none() {
+    let (found, taken) = tokio::try_join!(
+        store.tenant(tenant, now),
+        store.find_user_by_email_in_tenant(tenant, &email),
+    )?;
+    if found.is_none() {
         return Err(AdminError::NotFound(Missing::Tenant));
     }
-    if store
-        .find_user_by_email_in_tenant(tenant, &email)
-        .await?
-        .is_some()
-    {
+    if taken.is_some() {
         return Err(AdminError::Conflict(format!("a user with {email}")));
     }
     let user = UserRecord {
@@ -86,7 +86,17 @@ pub async fn create_user(
         created_at: now,
         deleted_at: None,
     };
-    store.create_user(&user).await?;
+    // The tenant is established; the audit record is written with the user.
+    let record = audit.as_mut().and_then(|a| {
+        a.tenant = Some(*tenant);
+        a.user = Some(user.user_id);
+        a.target = Some(format!("user:{}", user.user_id));
+        a.success(now)
+    });
+    store.create_user(&user, record.as_ref()).await?;
+    if let Some(audit) = audit {
+        audit.committed();
+    }
     Ok(user)
 }
 

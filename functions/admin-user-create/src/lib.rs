@@ -32,18 +32,18 @@ async fn create(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let actor = iam_caller(state, req)?;
     let tenant = tenant_param(req)?;
     let body: CreateRequest = json_body(req)?;
+    // create_user files the attempt once it has read the tenant.
+    let mut filed = audit.clone();
+    filed.actor = Some(actor);
     let user = create_user(
         &state.common.store,
         &tenant,
         &body.email,
         &body.display_name,
         now,
+        Some(&mut filed),
     )
     .await?;
-    // The tenant is established: create_user read it.
-    audit.tenant = Some(tenant);
-    audit.user = Some(user.user_id);
-    audit.actor = Some(actor);
-    audit.target = Some(format!("user:{}", user.user_id));
+    *audit = filed;
     Ok(json_response(StatusCode::OK, &user_view(&user)))
 }

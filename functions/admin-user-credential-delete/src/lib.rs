@@ -34,7 +34,15 @@ async fn delete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     filed.target = Some(id.to_base64url());
     filed.credential = Some(id.clone());
     let now = state.common.now();
-    delete_credential(&state.common.store, &tenant, &user, &id, now, Some(&mut filed)).await?;
+    delete_credential(
+        &state.common.store,
+        &tenant,
+        &user,
+        &id,
+        now,
+        Some(&mut filed),
+    )
+    .await?;
     *audit = filed;
     Ok(json_response(
         StatusCode::OK,

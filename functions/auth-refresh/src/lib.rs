@@ -4,12 +4,12 @@
 
 use lambda_http::{Body, Request, Response};
 use shared::audit::{Audit, AuditEvent};
+use shared::error::ApiError;
 use shared::http::{json_body, request_id, respond_v1, v1_ok, ApiResult};
 use shared::session::{
     access_token, find_session, hash_refresh_token, invalid_refresh_token, match_token,
     new_refresh_token, revoke_for_reuse, FoundSession, RefreshTokenRequest, TokenData, TokenMatch,
 };
-use shared::error::ApiError;
 use shared::store::{Rotation, RotationOutcome};
 use tracing::instrument;
 
@@ -63,7 +63,9 @@ async fn refresh(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     // current one, so the client's retry is not mistaken for a reuse.
     let (access, _) = access_token(&state.issuer.for_request(req)?, &tenant, &session, now).await?;
     let next = new_refresh_token(&session.session_id)?;
-    let record = audit.success(now).ok_or_else(|| ApiError::internal("audit without tenant"))?;
+    let record = audit
+        .success(now)
+        .ok_or_else(|| ApiError::internal("audit without tenant"))?;
     // The user (for the response) is read beside the rotation, which checks it still exists.
     let rotation = Rotation {
         session: &session,

@@ -40,7 +40,13 @@ async fn regenerate(state: &State, req: &Request, audit: &mut Audit) -> ApiResul
     let account = account(common, req, now).await?;
     account.audit(audit, "backup_codes".to_owned());
     account.caller.check_recent_login(&account.tenant, now)?;
-    let codes =
-        regenerate_backup_codes(&common.store, &state.backup_codes, &account.caller, now).await?;
+    let codes = regenerate_backup_codes(
+        &common.store,
+        &state.backup_codes,
+        &account.caller,
+        now,
+        audit,
+    )
+    .await?;
     Ok(json_response(StatusCode::OK, &codes))
 }

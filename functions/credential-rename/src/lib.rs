@@ -4,7 +4,9 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::account::{account_and, credential_id_param, credential_of, device_name, CredentialView};
+use shared::account::{
+    account_and, credential_id_param, credential_of, device_name, CredentialView,
+};
 use shared::audit::{Audit, AuditEvent};
 use shared::error::{ApiError, ErrorCode};
 use shared::http::{json_body, json_response, request_id, respond, ApiResult};

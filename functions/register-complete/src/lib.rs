@@ -14,7 +14,8 @@ use shared::error::{found, ApiError, ErrorCode};
 use shared::http::{json_body, json_response, request_id, respond, ApiResult};
 use shared::state::Common;
 use shared::store::{
-    BackupCodesRecord, ChallengeKind, ChallengeRecord, ConsumeChallenge, SaveCredentialOutcome,
+    AuditRecord, BackupCodesRecord, ChallengeKind, ChallengeRecord, ConsumeChallenge,
+    SaveCredentialOutcome,
 };
 use shared::tenant::MethodType;
 use shared::webauthn::webauthn_rs_proto::RegisterPublicKeyCredential;
@@ -176,16 +177,19 @@ async fn register_complete(state: &State, req: &Request, audit: &mut Audit) -> A
         &body.credential.response.attestation_object,
     )?;
 
+    // The audit record of the success is written with the credential (one round trip).
+    let success = audit.success(now);
     let response = match backup_codes {
         Some(existing) => {
-            save(store, &record, None).await?;
+            save(store, &record, None, success.as_ref()).await?;
             CompleteResponse {
                 codes: Vec::new(),
                 remaining: existing.remaining(),
             }
         }
-        None => first_enrollment(state, &caller, &record, now).await?,
+        None => first_enrollment(state, &caller, &record, now, success.as_ref()).await?,
     };
+    audit.committed();
     tracing::info!(
         first_enrollment = !response.codes.is_empty(),
         "credential registered"
@@ -200,6 +204,7 @@ async fn first_enrollment(
     caller: &Caller,
     record: &shared::store::CredentialRecord,
     now: i64,
+    audit: Option<&AuditRecord>,
 ) -> Result<CompleteResponse, ApiError> {
     let store = &state.common.store;
     let plain = codes::generate(BACKUP_CODE_COUNT)
@@ -210,7 +215,7 @@ async fn first_enrollment(
         .collect();
     let codes_record = BackupCodesRecord::new(&caller.tenant, &caller.user, hashes, now);
     match store
-        .save_new_credential(record, Some(&codes_record))
+        .save_new_credential(record, Some(&codes_record), audit)
         .await?
     {
         SaveCredentialOutcome::Saved => Ok(CompleteResponse {
@@ -219,7 +224,7 @@ async fn first_enrollment(
         }),
         SaveCredentialOutcome::DuplicateCredential => Err(duplicate()),
         SaveCredentialOutcome::BackupCodesAlreadyExist => {
-            save(store, record, None).await?;
+            save(store, record, None, audit).await?;
             let remaining = store
                 .get_backup_codes(&caller.tenant, &caller.user)
                 .await?
@@ -236,8 +241,9 @@ async fn save(
     store: &shared::store::Store,
     record: &shared::store::CredentialRecord,
     codes: Option<&BackupCodesRecord>,
+    audit: Option<&AuditRecord>,
 ) -> Result<(), ApiError> {
-    match store.save_new_credential(record, codes).await? {
+    match store.save_new_credential(record, codes, audit).await? {
         SaveCredentialOutcome::Saved => Ok(()),
         SaveCredentialOutcome::DuplicateCredential => Err(duplicate()),
         SaveCredentialOutcome::BackupCodesAlreadyExist => Err(ApiError::internal(

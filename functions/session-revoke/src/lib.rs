@@ -4,7 +4,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use shared::account::{account, revoke_own_session, session_id_param};
+use shared::account::{account_and, revoke_own_session, session_id_param};
 use shared::audit::{Audit, AuditEvent};
 use shared::http::{json_response, request_id, respond, ApiResult};
 use tracing::instrument;
@@ -21,10 +21,13 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
 
 async fn revoke(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let now = state.now();
-    let account = account(state, req, now).await?;
     let id = session_id_param(req)?;
+    let (account, session) = account_and(state, req, now, |store, _| async move {
+        Ok(store.get_session(&id).await?)
+    })
+    .await?;
     account.audit(audit, id.to_string());
-    revoke_own_session(&state.store, &account.caller, &id, now, audit).await?;
+    revoke_own_session(&state.store, &account.caller, &id, session, now, audit).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "session_id": id, "revoked": true }),

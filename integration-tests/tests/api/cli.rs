@@ -211,7 +211,10 @@ async fn credentials_list_shows_metadata_but_no_key_material() {
     let mut yubikey = records.remove(0);
     yubikey.credential_id = CredentialId::from_bytes(vec![7; 16]);
     yubikey.aaguid = "cb69481e-8ff7-4039-93ec-0a2729a154a8".parse().unwrap();
-    app.store.save_new_credential(&yubikey, None).await.unwrap();
+    app.store
+        .save_new_credential(&yubikey, None, None)
+        .await
+        .unwrap();
     let list = authctl(&ctx, &args).await.unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2);

@@ -41,7 +41,6 @@ const SLOW_REPLY: Duration = Duration::from_secs(6);
 pub enum Operation {
     GetItem,
     PutItem,
-    UpdateItem,
     DeleteItem,
     Query,
     BatchGetItem,

@@ -287,7 +287,7 @@ async fn a_tenant_that_turned_it_off_still_answers_no_credentials() {
         created_at: app.clock_now(),
         deleted_at: None,
     };
-    app.store.create_user(&user).await.unwrap();
+    app.store.create_user(&user, None).await.unwrap();
     let challenge = app.mfa_challenge(&user).await;
     app.mfa_options(
         &tenant_header(&strict.tenant_id),

@@ -287,7 +287,7 @@ impl TestApp {
         };
         // Best effort: a store that is down on purpose has no tenant.
         let _ = app.store.create_tenant(&app.tenant).await;
-        let _ = app.store.create_user(&app.user).await;
+        let _ = app.store.create_user(&app.user, None).await;
         app
     }
 
@@ -300,7 +300,7 @@ impl TestApp {
             created_at: self.clock.now(),
             deleted_at: None,
         };
-        self.store.create_user(&user).await.expect("user");
+        self.store.create_user(&user, None).await.expect("user");
         user
     }
 

@@ -162,8 +162,9 @@ const CALLS: &[(&str, Calls)] = &[
             (GET, "SessionsTable"), // session::find_session; after a lost rotation
             (GET, "TenantsTable"),  // find_session
             (GET, "UsersTable"),    // get_user
+            (CHECK, "UsersTable"),  // rotate_refresh_token: the user still exists
             (UPDATE, "SessionsTable"), // rotate_refresh_token; revoke_session
-            (PUT, "AuditTable"),
+            (PUT, "AuditTable"),    // rotate_refresh_token; Audit::conclude of failures
         ],
     ),
     (

@@ -232,7 +232,10 @@ async fn existing_credentials_are_excluded_and_a_duplicate_is_rejected() {
     let new_id = CredentialId::from_base64url(credential["rawId"].as_str().unwrap()).unwrap();
     let mut planted = existing[0].clone();
     planted.credential_id = new_id.clone();
-    app.store.save_new_credential(&planted, None).await.unwrap();
+    app.store
+        .save_new_credential(&planted, None, None)
+        .await
+        .unwrap();
     let reply = app
         .register_complete(
             &headers,
@@ -280,7 +283,7 @@ async fn a_credential_registered_to_another_user_is_rejected() {
         webauthn_credential: "{}".into(),
     };
     app.store
-        .save_new_credential(&bob_app_record, None)
+        .save_new_credential(&bob_app_record, None, None)
         .await
         .unwrap();
     let reply = app

@@ -23,6 +23,23 @@ use crate::harness::{self, dispatch, TestApp};
 /// The budget: sequential store round trips per request.
 const BUDGET: usize = 2;
 
+/// Events whose endpoints do not meet the budget yet (README, Performance shape: "not met"),
+/// with the round trips they make today, asserted exactly so that neither a regression nor
+/// an improvement goes unnoticed (an improvement updates this table and the README).
+const NOT_MET: &[(&str, usize)] = &[
+    // Erasure: mark the user, then find and delete every item of theirs, table by table.
+    ("admin-user-delete/200-erased.json", 12),
+    // The user by e-mail, then their credentials, then the pending login.
+    ("authenticate-begin/200-options.json", 3),
+    // The user by e-mail, the challenge and credential, the consume, the login transaction.
+    ("authenticate-complete/200-tokens.json", 4),
+    // Consume the challenge, read codes and credentials, redeem (or count), audit.
+    ("backup-code-complete/200-token.json", 4),
+    ("backup-code-complete/401-wrong-code.json", 4),
+    // The challenge names the user whose credentials the options allow: read, read, attach.
+    ("mfa-options/200-options.json", 3),
+];
+
 #[derive(Debug)]
 struct Call {
     operation: String,
@@ -67,7 +84,8 @@ impl Intercept for Recorder {
             start: Instant::now(),
             end: None,
         });
-        cfg.interceptor_state().store_put(CallIndex(calls.len() - 1));
+        cfg.interceptor_state()
+            .store_put(CallIndex(calls.len() - 1));
         Ok(())
     }
 
@@ -170,7 +188,16 @@ async fn every_endpoint_makes_at_most_two_sequential_store_round_trips() {
             calls.sequential(),
             calls.describe()
         );
-        if calls.sequential() > BUDGET {
+        let label = event.label();
+        let allowed = NOT_MET
+            .iter()
+            .find(|(known, _)| *known == label)
+            .map(|(_, trips)| *trips);
+        let within = match allowed {
+            Some(trips) => calls.sequential() == trips,
+            None => calls.sequential() <= BUDGET,
+        };
+        if !within {
             over.push(line.clone());
         }
         report.push(line);
@@ -178,7 +205,8 @@ async fn every_endpoint_makes_at_most_two_sequential_store_round_trips() {
     println!("{}", report.join("\n"));
     assert!(
         over.is_empty(),
-        "over the budget of {BUDGET} sequential round trips:\n{}",
+        "over the budget of {BUDGET} sequential round trips (or not the count NOT_MET \
+         records):\n{}",
         over.join("\n")
     );
 }
@@ -202,4 +230,59 @@ fn overlapping_calls_count_as_one_round_trip() {
     assert_eq!(calls.describe(), "GetItem Query | PutItem");
     push("TransactWriteItems", ms(9), ms(12));
     assert_eq!(calls.sequential(), 3);
+}
+
+/// The tenant settings cache (README, Tenants): another container keeps using its copy for the
+/// tenant's `config_cache_secs`, then reads the change; the container that made the change
+/// applies it at once; with `config_cache_secs: 0` nothing is kept.
+#[tokio::test]
+async fn a_tenant_change_reaches_other_containers_within_its_cache_time() {
+    use shared::tenant::MethodType;
+    let app = TestApp::new().await;
+    let env = harness::env().await;
+    let other = Store::new(harness::client(&env.endpoint), env.tables.clone());
+    let id = app.tenant.tenant_id;
+    let now = app.clock_now();
+    let fido = |store: &Store, at: i64| {
+        let store = store.clone();
+        async move {
+            let tenant = store.tenant(&id, at).await.expect("store").expect("tenant");
+            tenant.allows(MethodType::WebauthnFido)
+        }
+    };
+    assert!(fido(&other, now).await);
+    assert!(fido(&app.store, now).await);
+
+    let mut changed = app.tenant.clone();
+    changed.methods = vec![MethodType::WebauthnPasskey];
+    assert!(app.store.replace_tenant(&changed).await.expect("store"));
+    assert!(
+        !fido(&app.store, now).await,
+        "the changing container applies it at once"
+    );
+    let ttl = i64::from(app.tenant.config_cache_secs);
+    assert_eq!(ttl, 60, "the default");
+    assert!(
+        fido(&other, now + ttl - 1).await,
+        "another container keeps its copy"
+    );
+    assert!(
+        !fido(&other, now + ttl).await,
+        "and reads the change after the cache time"
+    );
+
+    changed.methods = MethodType::ALL.to_vec();
+    changed.config_cache_secs = 0;
+    assert!(app.store.replace_tenant(&changed).await.expect("store"));
+    let later = now + 2 * ttl;
+    assert!(
+        fido(&other, later).await,
+        "the new settings are read after the cache time"
+    );
+    changed.methods = vec![MethodType::WebauthnPasskey];
+    assert!(app.store.replace_tenant(&changed).await.expect("store"));
+    assert!(
+        !fido(&other, later).await,
+        "with no cache time, every request reads"
+    );
 }

@@ -84,15 +84,38 @@ impl Store {
 
     /// Replaces the user's backup codes with a new set: the old codes stop working at once,
     /// and the failure count and any lockout start over.
-    pub async fn replace_backup_codes(&self, record: &BackupCodesRecord) -> Result<(), StoreError> {
-        self.client()
-            .put_item()
+    /// With `audit`, its record is written in the same transaction.
+    pub async fn replace_backup_codes(
+        &self,
+        record: &BackupCodesRecord,
+        audit: Option<&super::AuditRecord>,
+    ) -> Result<(), StoreError> {
+        let item = super::to_item(record)?;
+        let Some(audit) = audit else {
+            self.client()
+                .put_item()
+                .table_name(&self.tables().backup_codes)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(classify)?;
+            return Ok(());
+        };
+        let put = aws_sdk_dynamodb::types::Put::builder()
             .table_name(&self.tables().backup_codes)
-            .set_item(Some(super::to_item(record)?))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let items = vec![
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .put(put)
+                .build(),
+            super::audit::transact_put_record(self, audit)?,
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::ConditionFailed),
+        }
     }
 
     /// Marks one code used: a conditional update, so of concurrent redemptions of the same code

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    cancelled, classify, condition_held, from_item, from_items, n, s, tenant_user_key, to_item,
-    transact_put, AuditRecord, BackupCodesRecord, Item, Store, StoreError, Write,
+    classify, condition_held, from_item, from_items, n, s, tenant_user_key, to_item, transact_put,
+    AuditRecord, BackupCodesRecord, Item, Store, StoreError, Write,
 };
 use crate::ids::{CredentialId, TenantId, UserId};
 use crate::tenant::MethodType;
@@ -229,15 +229,17 @@ impl Store {
         &self,
         record: &CredentialRecord,
         first_backup_codes: Option<&BackupCodesRecord>,
+        audit: Option<&AuditRecord>,
     ) -> Result<SaveCredentialOutcome, StoreError> {
         let item = to_item(record)?;
-        let Some(codes) = first_backup_codes else {
+        let new_credential = "attribute_not_exists(credential_id)";
+        if first_backup_codes.is_none() && audit.is_none() {
             let result = self
                 .client()
                 .put_item()
                 .table_name(&self.tables().credentials)
                 .set_item(Some(item))
-                .condition_expression("attribute_not_exists(credential_id)")
+                .condition_expression(new_credential)
                 .send()
                 .await;
             return match result.map_err(classify) {
@@ -245,41 +247,29 @@ impl Store {
                 Err(StoreError::ConditionFailed) => Ok(SaveCredentialOutcome::DuplicateCredential),
                 Err(other) => Err(other),
             };
-        };
-
-        let result = self
-            .client()
-            .transact_write_items()
-            .transact_items(transact_put(
-                &self.tables().credentials,
-                item,
-                "attribute_not_exists(credential_id)",
-            )?)
-            .transact_items(transact_put(
+        }
+        let mut items = vec![transact_put(
+            &self.tables().credentials,
+            item,
+            new_credential,
+        )?];
+        if let Some(codes) = first_backup_codes {
+            items.push(transact_put(
                 &self.tables().backup_codes,
                 to_item(codes)?,
                 "attribute_not_exists(tenant_user)",
-            )?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(SaveCredentialOutcome::Saved),
-            Err(err) => match transaction_reasons(&err) {
-                Some(reasons) => {
-                    let failed = |i: usize| {
-                        reasons.get(i).map(String::as_str) == Some("ConditionalCheckFailed")
-                    };
-                    if failed(0) {
-                        Ok(SaveCredentialOutcome::DuplicateCredential)
-                    } else if failed(1) {
-                        Ok(SaveCredentialOutcome::BackupCodesAlreadyExist)
-                    } else {
-                        Err(cancelled(reasons))
-                    }
-                }
-                None => Err(classify(err)),
-            },
+            )?);
         }
+        if let Some(record) = audit {
+            items.push(super::audit::transact_put_record(self, record)?);
+        }
+        Ok(match self.transact(items).await? {
+            Ok(()) => SaveCredentialOutcome::Saved,
+            Err(1) if first_backup_codes.is_some() => {
+                SaveCredentialOutcome::BackupCodesAlreadyExist
+            }
+            Err(_) => SaveCredentialOutcome::DuplicateCredential,
+        })
     }
 }
 

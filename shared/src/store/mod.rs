@@ -272,7 +272,10 @@ impl Store {
         let Some(record) = audit else {
             return condition_held(write.update_item(self.client(), table).await);
         };
-        let items = vec![write.transact_update(table)?, audit::transact_put_record(self, record)?];
+        let items = vec![
+            write.transact_update(table)?,
+            audit::transact_put_record(self, record)?,
+        ];
         Ok(self.transact(items).await?.is_ok())
     }
 }

@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem}
 use serde::{Deserialize, Serialize};
 
 use super::{
-    classify, from_item, from_items, n, s, tenant_user_key, AuditRecord, Item, Store,
-    StoreError, Write,
+    classify, from_item, from_items, n, s, tenant_user_key, AuditRecord, Item, Store, StoreError,
+    Write,
 };
 use crate::ids::{CredentialId, SessionId, TenantId, UserId};
 
@@ -247,7 +247,9 @@ impl Store {
             .value(":reason", s(reason));
             items.push(write.transact_update(table)?);
         }
-        let chunks = items.chunks(TRANSACTION_ITEMS).map(|c| self.transact(c.to_vec()));
+        let chunks = items
+            .chunks(TRANSACTION_ITEMS)
+            .map(|c| self.transact(c.to_vec()));
         for outcome in futures::future::try_join_all(chunks).await? {
             if outcome.is_err() {
                 return Err(StoreError::Unavailable(

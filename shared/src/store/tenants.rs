@@ -32,7 +32,10 @@ impl TenantCache {
             return;
         };
         if entries.len() >= TENANT_CACHE_ENTRIES && !entries.contains_key(&tenant.tenant_id) {
-            let oldest = entries.iter().min_by_key(|(_, (_, at))| *at).map(|(id, _)| *id);
+            let oldest = entries
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(id, _)| *id);
             if let Some(id) = oldest {
                 entries.remove(&id);
             }

@@ -29,16 +29,32 @@ pub fn normalise_email(email: &str) -> String {
 
 impl Store {
     /// Creates a user; fails with `ConditionFailed` if the id is taken.
-    pub async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        self.client()
-            .put_item()
-            .table_name(&self.tables().users)
-            .set_item(Some(to_item(user)?))
-            .condition_expression("attribute_not_exists(user_id)")
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+    /// With `audit`, its record is written in the same transaction.
+    pub async fn create_user(
+        &self,
+        user: &UserRecord,
+        audit: Option<&super::AuditRecord>,
+    ) -> Result<(), StoreError> {
+        let new = "attribute_not_exists(user_id)";
+        let Some(audit) = audit else {
+            self.client()
+                .put_item()
+                .table_name(&self.tables().users)
+                .set_item(Some(to_item(user)?))
+                .condition_expression(new)
+                .send()
+                .await
+                .map_err(classify)?;
+            return Ok(());
+        };
+        let items = vec![
+            super::transact_put(&self.tables().users, to_item(user)?, new)?,
+            super::audit::transact_put_record(self, audit)?,
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::ConditionFailed),
+        }
     }
 
     pub async fn get_user(
