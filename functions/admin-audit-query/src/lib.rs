@@ -76,7 +76,10 @@ async fn query(state: &State, req: &Request) -> ApiResult {
         .await?;
     let next_cursor = page.next.map(|event_key| {
         let user = user_key.as_deref().map(|key| ("tenant_user", key));
-        let key = [("tenant_id", tenant_key.as_str()), ("event_key", &event_key)];
+        let key = [
+            ("tenant_id", tenant_key.as_str()),
+            ("event_key", &event_key),
+        ];
         encode_cursor_of(key.into_iter().chain(user))
     });
     // The partition key is the table's business, not the API's.
