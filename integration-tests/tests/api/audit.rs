@@ -164,10 +164,11 @@ async fn a_tenant_audit_query_over_days_and_buckets_pages_through_everything_in_
     let tenant = app.tenant.tenant_id.to_string();
     let bob = app.add_user("bob@example.com").await;
     let start = app.clock.now();
-    // Records on the tenant's first day, the next, and eleven days later: between them more
-    // empty days than one page reads. Every third is Bob's.
-    let plan = [(0, 23), (DAY + 3_600, 17), (11 * DAY, 9)];
-    assert!(11 - 1 > AUDIT_DAYS_PER_PAGE);
+    // Records on the tenant's first day, the next, and eight days later: the first page reads
+    // the last of these days and the empty ones before it, and its budget of days ends before
+    // the second. Every third is Bob's.
+    let plan = [(0, 23), (DAY + 3_600, 17), (8 * DAY, 9)];
+    assert!(8 - 1 >= AUDIT_DAYS_PER_PAGE);
     let mut records = Vec::new();
     for (offset, count) in plan {
         for n in 0..count {
@@ -181,7 +182,7 @@ async fn a_tenant_audit_query_over_days_and_buckets_pages_through_everything_in_
         .collect();
     expected.sort_by(|a, b| b.0.cmp(&a.0));
     file(&app, records).await;
-    app.clock.advance(11 * DAY + 3_600);
+    app.clock.advance(8 * DAY + 3_600);
 
     // Stored on the three days' keys only.
     let days: BTreeSet<String> = stored(&app, &tenant)
@@ -218,8 +219,8 @@ async fn a_tenant_audit_query_over_days_and_buckets_pages_through_everything_in_
         listed.iter().map(Vec::len).collect::<Vec<_>>()
     );
 
-    // A range over days and buckets: the second day and the first records of the last.
-    let (from, to) = (start + DAY, start + 11 * DAY + 4);
+    // A range over two days' buckets: the last records of the first day, all of the second.
+    let (from, to) = (start + 20, start + DAY + 3_600 + 16);
     let (from_s, to_s) = (from.to_string(), to.to_string());
     let q = [
         ("limit", "4"),
@@ -232,7 +233,7 @@ async fn a_tenant_audit_query_over_days_and_buckets_pages_through_everything_in_
         .filter(|e| (from..=to).contains(&e.1))
         .map(|e| e.0.clone())
         .collect();
-    assert_eq!(want.len(), 17 + 5);
+    assert_eq!(want.len(), 3 + 17);
     assert_eq!(ranged, want);
 
     // Bob's, through the user index, three at a time.
