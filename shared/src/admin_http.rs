@@ -100,10 +100,16 @@ pub fn page_limit(req: &Request) -> Result<i32, ApiError> {
 
 /// An opaque cursor for the page after `key`: its string attributes, base64url JSON.
 pub fn encode_cursor(key: &Item) -> String {
-    let map: std::collections::BTreeMap<&str, &str> = key
-        .iter()
-        .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str())))
-        .collect();
+    encode_cursor_of(
+        key.iter()
+            .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str()))),
+    )
+}
+
+/// An opaque cursor of named strings (attribute, value), as [`encode_cursor`] writes one and
+/// [`cursor_param`] reads it back.
+pub fn encode_cursor_of<'a>(attributes: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let map: std::collections::BTreeMap<&str, &str> = attributes.into_iter().collect();
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&map).unwrap_or_default())
 }
 

@@ -139,9 +139,11 @@ impl Audit {
     pub fn record(&self, outcome: Result<(), &ApiError>, now: i64) -> Option<AuditRecord> {
         let tenant = self.tenant?;
         let (outcome, code) = self.outcome(outcome);
+        let event_key = AuditRecord::event_key(now);
         Some(AuditRecord {
             tenant_id: tenant,
-            event_key: AuditRecord::event_key(now),
+            tenant_shard: AuditRecord::shard_key(&tenant, &event_key),
+            event_key,
             tenant_user: self
                 .user
                 .map(|user| crate::store::tenant_user_key(&tenant, &user)),

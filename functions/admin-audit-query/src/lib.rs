@@ -1,11 +1,15 @@
 //! `GET /v1/admin/tenants/{tenant_id}/audit?user_id=&from=&to=&limit=&cursor=` (IAM): audit
 //! records newest first, by tenant or user, within `from`..`to` (epoch seconds, inclusive),
 //! a page at a time → `{"records": [...], "next_cursor": "…" | null}`.
+//!
+//! A tenant's records are sharded over days and buckets ([`shared::store::audit`]); a page may
+//! hold fewer records than `limit` (even none) and still have a `next_cursor` when its budget of
+//! days ran out before it filled. A `null` cursor is the end.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde_json::json;
-use shared::admin_http::{cursor_param, encode_cursor, iam_caller, page_limit, tenant_param};
+use serde_json::{json, Value};
+use shared::admin_http::{cursor_param, encode_cursor_of, iam_caller, page_limit, tenant_param};
 use shared::error::ApiError;
 use shared::http::{json_response, query_param, request_id, respond, ApiResult};
 use shared::ids::UserId;
@@ -39,8 +43,8 @@ async fn query(state: &State, req: &Request) -> ApiResult {
             return Err(ApiError::invalid_field("to", "to must not be before from"));
         }
     }
-    // A page key of the listing asked for: the table's key (tenant, event) for a tenant's
-    // records, plus the user-index key for a user's; of this tenant and user only.
+    // Where the listing asked for resumes: the tenant, the event key below which it continues,
+    // and for a user's listing the user-index key; of this tenant and user only.
     let tenant_key = tenant.to_string();
     let user_key = user.map(|user| tenant_user_key(&tenant, &user));
     let attributes: &[&str] = match user {
@@ -52,6 +56,11 @@ async fn query(state: &State, req: &Request) -> ApiResult {
         "tenant_user" => user_key.as_deref() == Some(value),
         _ => AuditRecord::is_event_key(value),
     })?;
+    let before = start
+        .as_ref()
+        .and_then(|key| key.get("event_key"))
+        .and_then(|value| value.as_s().ok())
+        .cloned();
     let page = state
         .common
         .store
@@ -61,11 +70,32 @@ async fn query(state: &State, req: &Request) -> ApiResult {
             from,
             to,
             limit: page_limit(req)?,
-            start,
+            before,
+            now: state.common.now(),
         })
         .await?;
+    let next_cursor = page.next.map(|event_key| {
+        let user = user_key.as_deref().map(|key| ("tenant_user", key));
+        let key = [
+            ("tenant_id", tenant_key.as_str()),
+            ("event_key", &event_key),
+        ];
+        encode_cursor_of(key.into_iter().chain(user))
+    });
+    // The partition key is the table's business, not the API's.
+    let records: Vec<Value> = page
+        .records
+        .iter()
+        .map(|record| {
+            let mut value = json!(record);
+            if let Some(fields) = value.as_object_mut() {
+                fields.remove("tenant_shard");
+            }
+            value
+        })
+        .collect();
     Ok(json_response(
         StatusCode::OK,
-        &json!({ "records": page.records, "next_cursor": page.next.as_ref().map(encode_cursor) }),
+        &json!({ "records": records, "next_cursor": next_cursor }),
     ))
 }

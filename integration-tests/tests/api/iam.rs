@@ -331,6 +331,7 @@ const CALLS: &[(&str, Calls)] = &[
         &[
             (QUERY, "AuditTable"),
             (QUERY, "AuditTable/index/user-index"),
+            (GET, "TenantsTable"), // query_audit: the tenant's created_at bounds the days
         ],
     ),
     ("JwksFunction", &[(PUBLIC_KEY, PUBLISHED_KEYS)]),

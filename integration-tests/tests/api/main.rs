@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod attacks;
+mod audit;
 mod cfn;
 mod cli;
 mod contract;
