@@ -36,6 +36,7 @@ fn record(app: &TestApp, user: Option<&UserRecord>, at: i64, n: usize) -> AuditR
         retention_secs: 365 * DAY,
         client: ClientInfo::default(),
         request_id: format!("request-{n}"),
+        committed: false,
     };
     audit.record(Ok(()), at).expect("a tenant, so a record")
 }
