@@ -274,7 +274,7 @@ impl std::fmt::Debug for AwsSettings {
 
 impl AwsSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| optional(name))
+        Self::from_lookup(optional)
     }
 
     /// The settings from `lookup` (a variable's non-blank value); tests give a map.
