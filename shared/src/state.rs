@@ -28,7 +28,7 @@ pub async fn sdk_config() -> Result<aws_config::SdkConfig, ConfigError> {
 
 /// Opens the DynamoDB connection (TCP and TLS) during Init, so the first request reuses it
 /// instead of paying the handshake: Init runs with a full CPU burst and before any caller
-/// waits. One unsigned-path `GET /` through the store's own client (the endpoint's health
+/// waits. One `GET /` through the store's own client (the endpoint's health
 /// check; no DynamoDB action, so no IAM permission), bounded to
 /// [`WARM_UP_TIMEOUT`]; whatever it answers is ignored. `DYNAMODB_WARM_UP=off` skips it
 /// (bench/: to measure what it costs and saves).
