@@ -364,3 +364,75 @@ def event_for(function: str, aws: LocalAws) -> tuple[str, bytes]:
         raise SystemExit(f"no usable event in events/{function}/")
     _, name, text = min(candidates)
     return name, text.encode()
+
+
+# --- TLS in front of moto ---------------------------------------------------------------------
+
+
+class TlsFront:
+    """A TLS-terminating, keep-alive HTTP/1.1 proxy in front of moto, with a throw-away CA
+    (`openssl` CLI): the functions then pay TCP + TLS handshakes as against AWS, locally.
+    Gives `endpoint` (https://127.0.0.1:port) and `ca_file` (for `SSL_CERT_FILE`)."""
+
+    def __init__(self, upstream: str, work_dir: Path):
+        import http.client
+        import ssl
+        from urllib.parse import urlsplit
+
+        up = urlsplit(upstream)
+        self.ca_file = work_dir / "tls-ca.pem"
+        key, cert = work_dir / "tls-key.pem", work_dir / "tls-cert.pem"
+        ca_key = work_dir / "tls-ca-key.pem"
+        csr, ext = work_dir / "tls.csr", work_dir / "tls.ext"
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+        run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", str(ca_key), "-out", str(self.ca_file), "-days", "2", "-subj", "/CN=bench CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+        run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+        ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                       "extendedKeyUsage=serverAuth\n")
+        run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(self.ca_file), "-CAkey", str(ca_key),
+            "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                conn = http.client.HTTPConnection(up.hostname, up.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("connection", "content-length", "transfer-encoding", "date", "server"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.endpoint = f"https://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def env(self, env: dict[str, str]) -> dict[str, str]:
+        """`env` with the functions pointed at this proxy and trusting its CA only."""
+        out = {k: v for k, v in env.items() if k != "SSL_CERT_DIR"}
+        out.update(AWS_ENDPOINT_URL=self.endpoint, SSL_CERT_FILE=str(self.ca_file))
+        return out
+
+    def close(self) -> None:
+        self.server.shutdown()

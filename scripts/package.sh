@@ -2,6 +2,7 @@
 # Builds every Lambda function (each crate under functions/) for arm64, as the zips Lambda runs:
 #   cargo lambda build --release --arm64 --output-format zip
 # prints each zip's size and fails if one exceeds 6 MiB.
+#   scripts/package.sh [FUNCTION ...]   (default: every function; names limit it to those)
 #
 # Output: target/lambda/<function>/bootstrap.zip (cargo-lambda's layout; `sam build` copies the
 # unzipped target/lambda/<function>/bootstrap from the same build). The aarch64 release build lives
@@ -35,6 +36,12 @@ else:
 }
 mapfile -t functions < <(read_meta bins)
 target_dir="$(read_meta target)"
+if [ "$#" -gt 0 ]; then
+  for f in "$@"; do
+    printf '%s\n' "${functions[@]}" | grep -qx -- "$f" || { echo "package: no function $f" >&2; exit 2; }
+  done
+  functions=("$@")
+fi
 [ "${#functions[@]}" -gt 0 ] || { echo "package: no function crates under functions/" >&2; exit 1; }
 
 # Remove the previous zips first, so a zip that the build did not write cannot pass for a new one.

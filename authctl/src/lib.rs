@@ -294,10 +294,11 @@ impl Context {
     }
 }
 
-/// AWS's configuration with `--aws`; else the local run's endpoint and dummy credentials.
+/// AWS's configuration with `--aws` (the standard chain: environment, profile, SSO, …; the
+/// functions read only the environment); else the local run's endpoint and dummy credentials.
 async fn sdk_config(aws: bool) -> aws_config::SdkConfig {
     if aws {
-        shared::state::sdk_config().await
+        aws_config::load_from_env().await
     } else {
         let endpoint = env_or("AWS_ENDPOINT_URL", LOCAL_ENDPOINT);
         let region = env_or("AWS_REGION", REGION);

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use authctl::{run, Cli, Context};
 use clap::Parser;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match Context::from_env(cli.aws).await {

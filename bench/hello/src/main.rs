@@ -1,6 +1,6 @@
 use lambda_http::{run, service_fn, Body, Error, Request, Response};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     run(service_fn(|_req: Request| async {
         Ok::<_, Error>(

@@ -37,10 +37,10 @@ pub struct State {
 
 impl State {
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let sdk = shared::state::sdk_config().await;
+        let sdk = shared::state::sdk_config().await?;
         Ok(Self {
             concealment: ConcealmentKey::from_env(&sdk).await?,
-            common: Common::without_tokens(&sdk)?,
+            common: Common::without_tokens(&sdk).await?,
         })
     }
 }

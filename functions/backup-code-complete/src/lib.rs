@@ -30,11 +30,11 @@ pub struct State {
 
 impl State {
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let sdk = shared::state::sdk_config().await;
+        let sdk = shared::state::sdk_config().await?;
         Ok(Self {
             issuer: TokenIssuer::from_env(&sdk).await?,
             backup_codes: BackupCodeHasher::from_env(&sdk).await?,
-            common: Common::without_tokens(&sdk)?,
+            common: Common::without_tokens(&sdk).await?,
         })
     }
 }

@@ -18,7 +18,7 @@ pub struct State {
 
 impl State {
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let sdk = shared::state::sdk_config().await;
+        let sdk = shared::state::sdk_config().await?;
         Ok(Self {
             backup_codes: BackupCodeHasher::from_env(&sdk).await?,
             common: Common::verifying(&sdk).await?,

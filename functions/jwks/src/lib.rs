@@ -31,7 +31,7 @@ impl State {
 
     /// The published keys: from KMS (`JWT_KMS_KEY_IDS`) or a JWKS document.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let sdk = shared::state::sdk_config().await;
+        let sdk = shared::state::sdk_config().await?;
         Self::new(
             &PublishedKeys::from_env(&sdk).await?,
             &TokenConfig::from_env()?,

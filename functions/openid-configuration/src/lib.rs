@@ -30,7 +30,7 @@ impl State {
     }
 
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let sdk = shared::state::sdk_config().await;
+        let sdk = shared::state::sdk_config().await?;
         Ok(Self::new(
             &PublishedKeys::from_env(&sdk).await?,
             TokenConfig::from_env()?,

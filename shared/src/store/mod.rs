@@ -9,6 +9,7 @@ mod credentials;
 pub mod devices;
 mod erase;
 mod login;
+#[cfg(feature = "tables")]
 pub mod schema;
 pub mod sessions;
 mod tenants;
