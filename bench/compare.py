@@ -648,6 +648,15 @@ def main() -> None:
     cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                       if line.startswith("model name")), "?")
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    loadavg_start = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    binaries = []
+    if "rust" in args.impls:  # a shared target dir may be rebuilt by someone else: say which binaries
+        for name in [*ENDPOINTS, "register-complete"]:
+            path = args.bin_dir / name
+            if path.is_file():
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+                built = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc)
+                binaries.append(f"`{name}` {path.stat().st_size / 2**20:.1f} MiB sha256 {digest}… built {built:%Y-%m-%d %H:%M} UTC")
     lines = [
         f"# Ceremony CPU: this project vs Python and Node equivalents, {now:%Y-%m-%d %H:%M} UTC",
         "",
@@ -656,6 +665,9 @@ def main() -> None:
         "per implementation, interleaved; clock tick "
         f"{1000 / CLK_TCK:.0f} ms. A ceremony: register-options (security key, one credential to exclude), "
         "mfa-options, mfa-complete (KMS-signed token). See bench/README.md.",
+        "",
+        *([f"Binaries: {'; '.join(binaries)}.", ""] if binaries else []),
+        f"Load average at the start: {loadavg_start}.",
         "",
     ]
     for moto in passes:

@@ -18,8 +18,8 @@ same work as this project's function, against the same local moto, with its own 
                                                                  = 3 DynamoDB calls + 1 KMS call
 
 Reads that the Rust functions run concurrently (tokio::try_join!) run one after the other here,
-as a plain Flask + boto3 service would. Served by werkzeug's WSGI server, one thread, HTTP/1.1
-keep-alive.
+as a plain Flask + boto3 service would. Served by werkzeug's WSGI server, one thread, patched for
+HTTP/1.1 keep-alive with the client (see Handler).
 
 Environment: PORT, AWS_ENDPOINT_URL (+ the usual AWS_* settings), EQ_TABLE_PREFIX,
 JWT_KMS_KEY_IDS (comma-separated), JWT_KMS_SIGNING_KEY_ID, JWT_ISSUER, JWT_AUDIENCE.
@@ -32,6 +32,7 @@ import datetime
 import hashlib
 import json
 import os
+import socket
 import sys
 import time
 import uuid
@@ -57,6 +58,7 @@ from webauthn.helpers.structs import (
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
+from werkzeug import serving
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 ISSUER = os.environ["JWT_ISSUER"]
@@ -450,8 +452,42 @@ def mfa_complete():
                                "mfa_setup_required": False, "enrollment_required": False})
 
 
+class _NoDrain:
+    """werkzeug.serving uses `selectors` only to drain the socket after a response (10 ms), which
+    would eat the next request on a kept connection; the client sends nothing unasked."""
+
+    EVENT_READ = 1
+
+    def DefaultSelector(self):
+        return self
+
+    def register(self, *args):
+        pass
+
+    def select(self, timeout=None):
+        return []
+
+    def close(self):
+        pass
+
+
 class Handler(WSGIRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive with the client, like the Runtime API connection
+    """werkzeug's server closes every connection (`Connection: close`); the bench keeps the
+    client's connection open, as Node's server and the Lambda Runtime API client do, so that the
+    three implementations differ in their application work, not in connection handling (the
+    same patch as bench/moto_keepalive.py's)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        # headers and body go out in separate sends: without this, Nagle's algorithm holds the
+        # body until the client's delayed ACK on a kept connection
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def send_header(self, key, value):
+        if not (key.lower() == "connection" and value.lower() == "close"):
+            super().send_header(key, value)
 
     def log_request(self, *args, **kwargs):  # no access log line (API Gateway's job)
         pass
@@ -459,6 +495,7 @@ class Handler(WSGIRequestHandler):
 
 if __name__ == "__main__":
     port = int(os.environ.get("PORT", "8080"))
+    serving.selectors = _NoDrain()
     server = make_server("127.0.0.1", port, app, threaded=False, request_handler=Handler)
     print(json.dumps({"message": "listening", "port": port}), flush=True)
     server.serve_forever()
