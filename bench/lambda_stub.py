@@ -225,8 +225,10 @@ def _get(url: str) -> int:
 
 
 class LocalAws:
-    def __init__(self, python: Path, bin_dir: Path, log_dir: Path):
+    def __init__(self, python: Path, bin_dir: Path, log_dir: Path, moto_script: Path | None = None):
         self.python = python
+        # scripts/moto_server.py unless a bench-only wrapper of it is given (bench/moto_keepalive.py)
+        self.moto_script = moto_script or ROOT / "scripts/moto_server.py"
         self.authctl = bin_dir / "authctl"
         self.log_dir = log_dir
         self.proc: subprocess.Popen | None = None
@@ -239,7 +241,7 @@ class LocalAws:
         endpoint = f"http://127.0.0.1:{port}"
         log(f"starting moto on {endpoint} (log: {self.log_dir / 'moto.log'})")
         self.proc = subprocess.Popen(
-            [str(self.python), str(ROOT / "scripts/moto_server.py"), "-H", "127.0.0.1", "-p", str(port)],
+            [str(self.python), str(self.moto_script), "-H", "127.0.0.1", "-p", str(port)],
             stdin=subprocess.DEVNULL,
             stdout=open(self.log_dir / "moto.log", "wb"),
             stderr=subprocess.STDOUT,
