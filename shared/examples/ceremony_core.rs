@@ -41,7 +41,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ),
     (
         "mfa-state",
-        "MFA state (webauthn state + tenant + credentials): serialise + parse JSON",
+        "MFA state (webauthn state + credentials): serialise + parse JSON",
     ),
     (
         "verify-assertion",
@@ -126,7 +126,6 @@ fn main() {
         .unwrap();
     let ceremony = MfaCeremony {
         auth: mfa.state,
-        tenant: tenant.clone(),
         credentials: vec![record.clone()],
     };
     let key = TokenSigner::from_pem(&TokenSigner::generate_pem().unwrap()).unwrap();

@@ -244,11 +244,16 @@ pub async fn create_mfa_challenge(
     if !MFA_CHALLENGE_TTL_RANGE.contains(&ttl_secs) {
         return Err(invalid("ttl", "between 30 and 3600 seconds"));
     }
-    if store.get_user(tenant, user).await?.is_none() {
+    // The credentials are read beside the user and kept in the challenge for MFA options.
+    let (found, credentials) = tokio::try_join!(
+        store.get_user(tenant, user),
+        store.list_credentials(tenant, user),
+    )?;
+    if found.is_none() {
         return Err(AdminError::NotFound(Missing::User));
     }
     let id = store
-        .create_mfa_challenge(tenant, user, now, ttl_secs)
+        .create_mfa_challenge(tenant, user, credentials, now, ttl_secs)
         .await?;
     Ok((id, now + ttl_secs))
 }

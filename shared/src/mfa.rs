@@ -19,12 +19,12 @@ use crate::webauthn::AuthenticationState;
 pub const MFA_CHALLENGE_TTL_SECS: i64 = 300;
 
 /// What `/v1/auth/mfa/webauthn/options` attaches to the MFA challenge: the webauthn-rs state,
-/// and the tenant and credentials it was built from, so completion needs no further reads. The credentials' counters here are a snapshot:
-/// completion judges the counter against the live value when it writes it.
+/// and the credentials it was built from, so completion reads nothing but the tenant's
+/// settings (cached per container). The credentials' counters here are a snapshot: completion
+/// judges the counter against the live value when it writes it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct MfaCeremony {
     pub auth: AuthenticationState,
-    pub tenant: Tenant,
     pub credentials: Vec<CredentialRecord>,
 }
 

@@ -93,6 +93,7 @@ async fn begin(state: &State, req: &Request) -> ApiResult {
             method_type: None,
             state: Some(state_json),
             grant: None,
+            credentials: None,
             created_at: now,
             expires_at: now + i64::from(tenant.challenge_timeout_secs),
         })

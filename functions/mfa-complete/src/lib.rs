@@ -58,7 +58,14 @@ async fn mfa_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiRes
     let ceremony: MfaCeremony =
         serde_json::from_str(challenge.state.as_deref().unwrap_or_default())
             .map_err(|e| ApiError::internal(format!("stored MFA state: {e}")))?;
-    let tenant = &ceremony.tenant;
+    // The tenant's settings, cached per container (README, Tenants): no round trip when warm.
+    let tenant = store
+        .tenant(&challenge.tenant_id, now)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(ErrorCode::TenantNotFound, "the tenant does not exist")
+        })?;
+    let tenant = &tenant;
     audit.tenant(tenant);
     let verified = finish_authentication(
         tenant,

@@ -73,10 +73,19 @@ async fn mfa_options(state: &State, req: &Request, audit: &mut Option<Audit>) ->
     span.record("tenant_id", tracing::field::display(challenge.tenant_id));
     span.record("user_id", tracing::field::display(challenge.user_id));
 
-    let (tenant, credentials) = tokio::try_join!(
-        store.tenant(&challenge.tenant_id, now),
-        store.list_credentials(&challenge.tenant_id, &challenge.user_id),
-    )?;
+    // The credentials as the challenge's creation read them (a challenge written before
+    // they were kept there reads them now).
+    let snapshot = challenge.credentials.clone();
+    let (tenant, credentials) = tokio::try_join!(store.tenant(&challenge.tenant_id, now), async {
+        match snapshot {
+            Some(credentials) => Ok(credentials),
+            None => {
+                store
+                    .list_credentials(&challenge.tenant_id, &challenge.user_id)
+                    .await
+            }
+        }
+    })?;
     let tenant = found(
         tenant,
         ErrorCode::TenantNotFound,
@@ -94,7 +103,6 @@ async fn mfa_options(state: &State, req: &Request, audit: &mut Option<Audit>) ->
     let started = start_authentication(&tenant, &credentials, false)?;
     let ceremony = MfaCeremony {
         auth: started.state,
-        tenant: tenant.clone(),
         credentials,
     };
     let serialized = serde_json::to_string(&ceremony)

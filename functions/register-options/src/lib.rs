@@ -92,6 +92,7 @@ async fn register_options(state: &State, req: &Request) -> ApiResult {
                 .map_err(|e| ApiError::internal(format!("serialize registration state: {e}")))?,
         ),
         grant: None,
+        credentials: None,
         created_at: now,
         expires_at: now + i64::from(tenant.challenge_timeout_secs),
     };

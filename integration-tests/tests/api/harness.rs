@@ -403,8 +403,20 @@ impl TestApp {
 
 impl TestApp {
     pub async fn mfa_challenge(&self, user: &UserRecord) -> ChallengeId {
+        // As the admin API does: the user's credentials go into the challenge.
+        let credentials = self
+            .store
+            .list_credentials(&user.tenant_id, &user.user_id)
+            .await
+            .expect("credentials");
         self.store
-            .create_mfa_challenge(&user.tenant_id, &user.user_id, self.clock.now(), 300)
+            .create_mfa_challenge(
+                &user.tenant_id,
+                &user.user_id,
+                credentials,
+                self.clock.now(),
+                300,
+            )
             .await
             .expect("MFA challenge")
     }

@@ -89,7 +89,7 @@ const CALLS: &[(&str, Calls)] = &[
         &[
             (GET, "ChallengesTable"), // get_challenge; consume_mfa_challenge on a mismatch
             (GET, "TenantsTable"),
-            (QUERY, "CredentialsTable"), // list_credentials (allowCredentials)
+            (QUERY, "CredentialsTable"), // challenges created before they kept the credentials
             (UPDATE, "ChallengesTable"), // attach_challenge_state
             (DELETE, "ChallengesTable"), // no authenticator: consume_mfa_challenge
             (PUT, "ChallengesTable"),    // ... then grant_enrollment
@@ -291,7 +291,11 @@ const CALLS: &[(&str, Calls)] = &[
     ),
     (
         "AdminMfaChallengeCreateFunction",
-        &[(GET, "UsersTable"), (PUT, "ChallengesTable")],
+        &[
+            (GET, "UsersTable"),
+            (QUERY, "CredentialsTable"), // the credentials kept in the challenge
+            (PUT, "ChallengesTable"),
+        ],
     ),
     (
         "AdminUserSessionsRevokeFunction",

@@ -36,8 +36,6 @@ const NOT_MET: &[(&str, usize)] = &[
     // Consume the challenge, read codes and credentials, redeem (or count), audit.
     ("backup-code-complete/200-token.json", 4),
     ("backup-code-complete/401-wrong-code.json", 4),
-    // The challenge names the user whose credentials the options allow: read, read, attach.
-    ("mfa-options/200-options.json", 3),
 ];
 
 #[derive(Debug)]
@@ -285,4 +283,117 @@ async fn a_tenant_change_reaches_other_containers_within_its_cache_time() {
         !fido(&other, later).await,
         "with no cache time, every request reads"
     );
+}
+
+/// DynamoDB's size of an attribute value (the developer guide's rules: strings and binaries by
+/// length, numbers about one byte per two digits plus one, lists and maps 3 bytes plus their
+/// elements, one byte per element of overhead).
+fn value_size(value: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    match value {
+        V::S(s) => s.len(),
+        V::N(n) => n.trim_start_matches('-').len().div_ceil(2) + 1,
+        V::B(b) => b.as_ref().len(),
+        V::Bool(_) | V::Null(_) => 1,
+        V::Ss(items) => items.iter().map(String::len).sum(),
+        V::Ns(items) => items.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+        V::L(items) => 3 + items.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        V::M(map) => 3 + item_size(map) + map.len(),
+        _ => 0,
+    }
+}
+
+/// DynamoDB's size of an item: attribute names plus values.
+fn item_size(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> usize {
+    item.iter()
+        .map(|(name, v)| name.len() + value_size(v))
+        .sum()
+}
+
+/// The items a ceremony writes stay small (README, Performance shape → cost): every item a
+/// user's MFA ceremony and passwordless login leave behind is under 4 KB (one read unit for
+/// a strongly consistent read, at most four write units), and the pending MFA state no longer
+/// carries the tenant. Prints the sizes (`--nocapture`) for the README's cost table.
+#[tokio::test]
+async fn ceremony_items_stay_small() {
+    let app = TestApp::new().await;
+    let mut passkey = harness::Authenticator::passkey();
+    let enrolled = app.enroll(&mut passkey, "webauthn_passkey", "Laptop").await;
+    assert_eq!(enrolled.status, lambda_http::http::StatusCode::OK);
+    let challenge = app.mfa_challenge(&app.user).await;
+    let options = app
+        .mfa_options(&[], &serde_json::json!({ "challenge_id": challenge }))
+        .await;
+    assert_eq!(options.status, lambda_http::http::StatusCode::OK);
+    let key = shared::store::ChallengeKind::Mfa.key(&challenge);
+    let tables = app.store.tables().clone();
+    let client = app.store.client();
+    let pending = client
+        .get_item()
+        .table_name(&tables.challenges)
+        .key(
+            "challenge_key",
+            aws_sdk_dynamodb::types::AttributeValue::S(key),
+        )
+        .send()
+        .await
+        .expect("store")
+        .item
+        .expect("the MFA challenge with its state");
+    let mut sizes = vec![(
+        "challenges (MFA, with state)".to_owned(),
+        item_size(&pending),
+    )];
+    assert!(
+        !pending
+            .get("state")
+            .and_then(|s| s.as_s().ok())
+            .is_some_and(|s| s.contains("\"rp_id\"")),
+        "the MFA state carries no tenant"
+    );
+    let login = app.passwordless_login(&app.user, &mut passkey, &[]).await;
+    assert_eq!(
+        login.status,
+        lambda_http::http::StatusCode::OK,
+        "{}",
+        login.body
+    );
+    for table in [
+        &tables.tenants,
+        &tables.users,
+        &tables.credentials,
+        &tables.backup_codes,
+        &tables.sessions,
+        &tables.devices,
+        &tables.audit,
+    ] {
+        let items: Vec<_> = client
+            .scan()
+            .table_name(table.as_str())
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .expect("store");
+        let tenant = app.tenant.tenant_id.to_string();
+        let largest = items
+            .iter()
+            .filter(|item| {
+                item.values()
+                    .any(|v| v.as_s().is_ok_and(|s| s.contains(&tenant)))
+            })
+            .map(item_size)
+            .max()
+            .unwrap_or(0);
+        sizes.push((table.clone(), largest));
+    }
+    for (table, size) in &sizes {
+        println!("largest item of {table}: {size} bytes");
+        assert!(*size < 4096, "{table}: {size} bytes");
+    }
 }

@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    classify, from_item, from_items, s, tenant_user_key, to_item, Item, Store, StoreError,
+    classify, from_items, s, tenant_user_key, to_item, Item, Store, StoreError,
 };
 use crate::ids::{CredentialId, SessionId, TenantId, UserId};
 
@@ -29,8 +29,8 @@ pub const AUDIT_BUCKETS: u32 = 64;
 /// when its days are spent ends early, with a cursor that resumes at the next day.
 pub const AUDIT_DAYS_PER_PAGE: i64 = 7;
 
-/// Queries of one fan-out in flight at once.
-const FAN_OUT_CONCURRENCY: usize = 16;
+/// Queries of one fan-out in flight at once: a day's buckets in one round trip.
+const FAN_OUT_CONCURRENCY: usize = AUDIT_BUCKETS as usize;
 
 /// How far a record's time can be from the querying container's clock (clocks of different
 /// containers disagree a little): the walk over days starts this much after `now` and ends
@@ -294,7 +294,9 @@ impl Store {
             }
             None => {
                 // No record is older than its tenant, nor newer than now: the days to read.
-                let Some(created) = self.tenant_created_at(q.tenant).await? else {
+                // The tenant's settings as this container has them cached (README, Tenants).
+                let Some(created) = self.tenant(q.tenant, q.now).await?.map(|t| t.created_at)
+                else {
                     return Ok(empty);
                 };
                 let upper_second = range
@@ -311,28 +313,6 @@ impl Store {
                 self.query_tenant_audit(q.tenant, days, &range, limit).await
             }
         }
-    }
-
-    /// When the tenant was created, `None` if there is no such tenant.
-    async fn tenant_created_at(&self, tenant: &TenantId) -> Result<Option<i64>, StoreError> {
-        #[derive(Deserialize)]
-        struct Created {
-            created_at: i64,
-        }
-        let out = self
-            .client()
-            .get_item()
-            .table_name(&self.tables().tenants)
-            .key("tenant_id", s(tenant.to_string()))
-            .projection_expression("created_at")
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(out
-            .item
-            .map(from_item::<Created>)
-            .transpose()?
-            .map(|c| c.created_at))
     }
 
     /// One user's records: a single query of the `user-index`, one record more than the page

@@ -52,6 +52,10 @@ pub struct ChallengeRecord {
     /// For a registration started with an enrollment grant: the grant, consumed with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<ChallengeId>,
+    /// An MFA challenge: the user's credentials when it was created, so MFA options need not
+    /// read them (README, Performance shape). Absent on challenges of other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Vec<super::CredentialRecord>>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -207,6 +211,7 @@ impl Store {
             method_type,
             state: None,
             grant: None,
+            credentials: None,
             created_at: now,
             expires_at: now + ttl_secs,
         };
@@ -216,17 +221,32 @@ impl Store {
 
     /// The public operation behind the primary login's hand-off: an MFA challenge for a user
     /// who must now present a second factor. Returns the `challenge_id` the client sends to
-    /// `/v1/auth/mfa/…`.
+    /// `/v1/auth/mfa/…`. `credentials` are the user's, read by the caller: the challenge keeps
+    /// them for MFA options.
     pub async fn create_mfa_challenge(
         &self,
         tenant: &TenantId,
         user: &UserId,
+        credentials: Vec<super::CredentialRecord>,
         now: i64,
         ttl_secs: i64,
     ) -> Result<ChallengeId, StoreError> {
-        self.create_challenge(ChallengeKind::Mfa, tenant, user, None, now, ttl_secs)
-            .await
-            .map(|(id, _)| id)
+        let id = ChallengeId::new_random();
+        let kind = ChallengeKind::Mfa;
+        let record = ChallengeRecord {
+            challenge_key: kind.key(&id),
+            kind,
+            tenant_id: *tenant,
+            user_id: *user,
+            method_type: None,
+            state: None,
+            grant: None,
+            credentials: Some(credentials),
+            created_at: now,
+            expires_at: now + ttl_secs,
+        };
+        self.put_challenge(&record).await?;
+        Ok(id)
     }
 }
 
