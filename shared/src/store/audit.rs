@@ -11,9 +11,7 @@ use std::collections::VecDeque;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    classify, from_items, s, tenant_user_key, to_item, Item, Store, StoreError,
-};
+use super::{classify, from_items, s, tenant_user_key, to_item, Item, Store, StoreError};
 use crate::ids::{CredentialId, SessionId, TenantId, UserId};
 
 pub const AUDIT_USER_INDEX: &str = "user-index";
