@@ -31,12 +31,30 @@ const ORIGIN: &str = "http://localhost:3000";
 
 /// The operations, as named on the command line, with what they stand for.
 const OPERATIONS: &[(&str, &str)] = &[
-    ("register-options", "start_registration: creation options + state (one credential excluded)"),
-    ("mfa-options", "start_authentication: request options + state (one credential)"),
-    ("mfa-state", "MFA state (webauthn state + tenant + credentials): serialise + parse JSON"),
-    ("verify-assertion", "finish_authentication: verify an ES256 assertion (webauthn-rs)"),
-    ("token-sign", "access token: sign ES256 (local key; the functions sign in KMS)"),
-    ("token-verify", "access token: verify ES256 (algorithm pinned, claims checked)"),
+    (
+        "register-options",
+        "start_registration: creation options + state (one credential excluded)",
+    ),
+    (
+        "mfa-options",
+        "start_authentication: request options + state (one credential)",
+    ),
+    (
+        "mfa-state",
+        "MFA state (webauthn state + tenant + credentials): serialise + parse JSON",
+    ),
+    (
+        "verify-assertion",
+        "finish_authentication: verify an ES256 assertion (webauthn-rs)",
+    ),
+    (
+        "token-sign",
+        "access token: sign ES256 (local key; the functions sign in KMS)",
+    ),
+    (
+        "token-verify",
+        "access token: verify ES256 (algorithm pinned, claims checked)",
+    ),
 ];
 
 fn main() {
