@@ -2,7 +2,7 @@
 # Instruction counts of the CPU-bound core of a ceremony, under valgrind's callgrind: comparable
 # between builds on a noisy machine, where CPU time is not.
 #
-#   bench/callgrind.sh [repetitions]        (default 20)
+#   bench/callgrind.sh [repetitions]        (default 50)
 #
 # Builds shared/examples/ceremony_core.rs with the workspace's release profile (into
 # $CARGO_TARGET_DIR, else target/), then for each of its operations runs it under
@@ -12,7 +12,7 @@
 # NO_BUILD=1 skips the build. Needs valgrind (`apt-get install valgrind`).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-reps="${1:-20}"
+reps="${1:-50}"
 target="${CARGO_TARGET_DIR:-$root/target}"
 bin="$target/release/examples/ceremony_core"
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
