@@ -1,5 +1,3 @@
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -399,24 +397,5 @@ pub(crate) fn credential_use_write(record: &CredentialRecord, used: &CredentialU
         CounterRule::MustAdvance | CounterRule::AdvanceIfHigher => {
             write.value(":count", n(used.sign_count))
         }
-    }
-}
-
-/// The per-item cancellation reason codes of a cancelled transaction, if that is what failed.
-pub(crate) fn transaction_reasons<R>(
-    err: &SdkError<TransactWriteItemsError, R>,
-) -> Option<Vec<String>> {
-    match err {
-        SdkError::ServiceError(service) => match service.err() {
-            TransactWriteItemsError::TransactionCanceledException(cancelled) => Some(
-                cancelled
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|r| r.code().unwrap_or("None").to_owned())
-                    .collect(),
-            ),
-            _ => None,
-        },
-        _ => None,
     }
 }

@@ -4,19 +4,11 @@
 //! device, opens the session and writes the audit record: all of them or none. (Should that
 //! transaction fail, the login fails with its challenge spent; the client begins again.)
 
-use std::time::Duration;
-
-use super::credentials::{credential_use_write, transaction_reasons};
+use super::credentials::credential_use_write;
 use super::{
-    cancelled, classify, retryable_cancellation, to_item, transact_put, AuditRecord,
-    ConsumeChallenge, CounterRule, CredentialRecord, CredentialUse, DeviceSighting, SessionRecord,
-    Store, StoreError, UseOutcome,
+    cancelled, to_item, transact_put, AuditRecord, ConsumeChallenge, CounterRule, CredentialRecord,
+    CredentialUse, DeviceSighting, SessionRecord, Store, StoreError, UseOutcome,
 };
-
-/// Attempts when DynamoDB cancels the transaction because another one touched the same
-/// credential or device item at the same moment (two logins of one user), or because an item
-/// was throttled (which the SDK does not retry inside a transaction).
-const CONFLICT_ATTEMPTS: u32 = 4;
 
 pub struct LoginCommit<'a> {
     pub challenge: ConsumeChallenge<'a>,
@@ -93,29 +85,14 @@ impl Store {
                 "attribute_not_exists(event_key)",
             )?,
         ];
-        let mut attempt = 1;
-        loop {
-            let result = self
-                .client()
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Ok(true),
-                Err(err) => err,
-            };
-            let Some(reasons) = transaction_reasons(&err) else {
-                return Err(classify(err));
-            };
-            if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") {
-                return Ok(false);
-            }
-            if !retryable_cancellation(&reasons) || attempt >= CONFLICT_ATTEMPTS {
-                return Err(cancelled(reasons));
-            }
-            tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
-            attempt += 1;
+        // Only the credential's condition (item 0) can fail in a way that is an answer; the
+        // session and audit keys are new, so a failure there is a fault.
+        match self.transact(items).await? {
+            Ok(()) => Ok(true),
+            Err(0) => Ok(false),
+            Err(i) => Err(cancelled(vec![format!(
+                "ConditionalCheckFailed at item {i}"
+            )])),
         }
     }
 }

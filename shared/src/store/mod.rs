@@ -18,6 +18,7 @@ pub mod users;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
@@ -223,6 +224,25 @@ impl Write {
     }
 }
 
+/// The per-item cancellation reason codes of a cancelled transaction, if that is what failed.
+pub(crate) fn transaction_reasons<R>(
+    err: &SdkError<TransactWriteItemsError, R>,
+) -> Option<Vec<String>> {
+    match err {
+        SdkError::ServiceError(service) => match service.err() {
+            TransactWriteItemsError::TransactionCanceledException(cancelled) => Some(
+                cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None").to_owned())
+                    .collect(),
+            ),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Attempts of a transaction that DynamoDB cancels because another one touched the same item at
 /// the same moment, or because an item was throttled (which the SDK does not retry inside a
 /// transaction).
@@ -247,7 +267,7 @@ impl Store {
                 Ok(_) => return Ok(Ok(())),
                 Err(err) => err,
             };
-            let Some(reasons) = credentials::transaction_reasons(&err) else {
+            let Some(reasons) = transaction_reasons(&err) else {
                 return Err(classify(err));
             };
             if let Some(i) = reasons.iter().position(|r| r == "ConditionalCheckFailed") {
