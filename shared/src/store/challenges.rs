@@ -202,19 +202,8 @@ impl Store {
         now: i64,
         ttl_secs: i64,
     ) -> Result<(ChallengeId, ChallengeRecord), StoreError> {
-        let id = ChallengeId::new_random();
-        let record = ChallengeRecord {
-            challenge_key: kind.key(&id),
-            kind,
-            tenant_id: *tenant,
-            user_id: *user,
-            method_type,
-            state: None,
-            grant: None,
-            credentials: None,
-            created_at: now,
-            expires_at: now + ttl_secs,
-        };
+        let (id, mut record) = new_challenge(kind, tenant, user, now, ttl_secs);
+        record.method_type = method_type;
         self.put_challenge(&record).await?;
         Ok((id, record))
     }
@@ -231,23 +220,35 @@ impl Store {
         now: i64,
         ttl_secs: i64,
     ) -> Result<ChallengeId, StoreError> {
-        let id = ChallengeId::new_random();
-        let kind = ChallengeKind::Mfa;
-        let record = ChallengeRecord {
-            challenge_key: kind.key(&id),
-            kind,
-            tenant_id: *tenant,
-            user_id: *user,
-            method_type: None,
-            state: None,
-            grant: None,
-            credentials: Some(credentials),
-            created_at: now,
-            expires_at: now + ttl_secs,
-        };
+        let (id, mut record) = new_challenge(ChallengeKind::Mfa, tenant, user, now, ttl_secs);
+        record.credentials = Some(credentials);
         self.put_challenge(&record).await?;
         Ok(id)
     }
+}
+
+/// A new challenge of `kind` for a user, valid for `ttl_secs`, with nothing attached yet.
+fn new_challenge(
+    kind: ChallengeKind,
+    tenant: &TenantId,
+    user: &UserId,
+    now: i64,
+    ttl_secs: i64,
+) -> (ChallengeId, ChallengeRecord) {
+    let id = ChallengeId::new_random();
+    let record = ChallengeRecord {
+        challenge_key: kind.key(&id),
+        kind,
+        tenant_id: *tenant,
+        user_id: *user,
+        method_type: None,
+        state: None,
+        grant: None,
+        credentials: None,
+        created_at: now,
+        expires_at: now + ttl_secs,
+    };
+    (id, record)
 }
 
 /// The conditional delete that consumes a challenge.
