@@ -23,7 +23,7 @@ use shared::passwordless::{
     LoginCeremony,
 };
 use shared::state::Common;
-use shared::store::{ChallengeKind, ChallengeRecord};
+use shared::store::{ChallengeKind, ChallengeRecord, CredentialRecord};
 use shared::tenant::Tenant;
 use shared::webauthn::webauthn_rs_proto::PublicKeyCredentialRequestOptions;
 use shared::webauthn::{start_authentication, start_discoverable_authentication};
@@ -64,6 +64,8 @@ struct Begun {
     ceremony: LoginCeremony,
     /// The user the challenge is for: nil for a usernameless or concealed login.
     user_id: UserId,
+    /// The user's credentials, kept with the challenge so that `complete` need not read them.
+    credentials: Option<Vec<CredentialRecord>>,
 }
 
 async fn begin(state: &State, req: &Request) -> ApiResult {
@@ -79,6 +81,7 @@ async fn begin(state: &State, req: &Request) -> ApiResult {
         options,
         ceremony,
         user_id,
+        credentials,
     } = begun;
     let state_json = serde_json::to_string(&ceremony)
         .map_err(|e| ApiError::internal(format!("serialize login state: {e}")))?;
@@ -93,7 +96,7 @@ async fn begin(state: &State, req: &Request) -> ApiResult {
             method_type: None,
             state: Some(state_json),
             grant: None,
-            credentials: None,
+            credentials,
             created_at: now,
             expires_at: now + i64::from(tenant.challenge_timeout_secs),
         })
@@ -133,6 +136,7 @@ async fn for_email(state: &State, req: &Request, email: &str) -> Result<Begun, A
             options: concealed_options(&state.concealment, tenant, email)?,
             ceremony: LoginCeremony { auth: None },
             user_id: unknown_user(),
+            credentials: None,
             tenant: tenant.clone(),
         });
     }
@@ -143,6 +147,7 @@ async fn for_email(state: &State, req: &Request, email: &str) -> Result<Begun, A
             auth: Some(started.state),
         },
         user_id: login.user_id(),
+        credentials: Some(credentials),
         tenant: tenant.clone(),
     })
 }
@@ -166,6 +171,7 @@ async fn usernameless(state: &State, req: &Request) -> Result<Begun, ApiError> {
             auth: Some(started.state),
         },
         user_id: unknown_user(),
+        credentials: None,
         tenant,
     })
 }

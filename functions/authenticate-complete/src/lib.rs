@@ -1,14 +1,19 @@
 //! `POST /api/v1/webauthn/authenticate/complete` (seed 003) `{credential, email}`: finishes a
 //! passwordless login. Without `email` (a usernameless login begun with `{}`), `X-Tenant-ID`
-//! names the tenant and the assertion's user handle the user; the rest is the same. In the seed's order: the user by e-mail (the `email-index` GSI); the
-//! challenge the assertion was made for (named by its clientDataJSON) and its expiry, read
-//! together with the credential under the user's key (ownership); the assertion (signature,
-//! client data, RP id, origin, user verification, backup eligibility) and user handle; the
-//! device fingerprint; an access token (the system JWT) and an opaque refresh token; then the
-//! challenge is consumed and one transaction records the credential's use (its counter judged
-//! against the live value), trusts the device, opens the session and writes the audit record.
-//! A failed attempt burns the challenge it named. On a tenant that conceals unknown users,
-//! every failure after the lookup is the same answer after the same store work.
+//! names the tenant and the assertion's user handle the user; the rest is the same.
+//!
+//! Two sequential store round trips (README, Performance shape). First, together: the user by
+//! e-mail (the `email-index` GSI; usernameless: the user and the presented credential by key)
+//! and the challenge the assertion was made for (named by its clientDataJSON), taken by a
+//! delete that returns it (its expiry is then checked by the code). The e-mail login's credential comes from the snapshot
+//! `begin` kept with the challenge. Then, with no store call: the challenge's tenant, user and
+//! expiry; the assertion (signature, client data, RP id, origin, user verification, backup
+//! eligibility) and user handle; the device fingerprint; an access token (the system JWT) and
+//! an opaque refresh token. Second: one transaction records the credential's use (its counter
+//! judged against the live value, and failing if it was deleted meanwhile), trusts the device,
+//! opens the session and writes the audit record. Every attempt spends the challenge it named.
+//! On a tenant that conceals unknown users, every failure after the lookup is the same answer
+//! after the same store work.
 
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -18,14 +23,14 @@ use shared::error::{ApiError, ErrorCode};
 use shared::http::{
     json_body, optional_tenant_header, request_id, respond_v1, tenant_header, v1_ok, ApiResult,
 };
-use shared::ids::{CredentialId, SessionId, UserId};
+use shared::ids::{CredentialId, SessionId, TenantId, UserId};
 use shared::passwordless::{
     parse_email, resolve_user, tenant_not_found, unknown_user, LoginCeremony, LoginUser,
 };
 use shared::session::{access_token, new_refresh_token, TokenData};
 use shared::store::{
-    ChallengeKind, ChallengeRecord, ConsumeChallenge, CredentialRecord, DeviceSighting,
-    LoginCommit, LoginCommitOutcome, SessionRecord, Store, UserRecord,
+    ChallengeKind, ChallengeRecord, CredentialRecord, DeviceSighting, LoginCommit,
+    LoginCommitOutcome, SessionRecord, Store, UserRecord,
 };
 use shared::tenant::Tenant;
 use shared::webauthn::webauthn_rs_proto::PublicKeyCredential;
@@ -160,41 +165,64 @@ async fn complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult 
     let common = &state.common;
     let now = common.now();
     let store = &common.store;
-    let header = optional_tenant_header(req)?;
     let attempt = parse(req)?;
+    // Usernameless needs the header: checked before anything is consumed.
+    let header = match attempt.email {
+        Some(_) => optional_tenant_header(req)?,
+        None => Some(tenant_header(req).map_err(completion_failed)?),
+    };
     let span = Span::current();
     span.record("credential_id", tracing::field::display(&attempt.presented));
 
-    // 1. User lookup: by e-mail, or (usernameless) by the assertion's user handle.
-    let login = match &attempt.email {
-        Some(email) => Claim::Email(resolve_user(store, header, email, now).await?),
-        None => usernameless(store, req, &attempt.body.credential, now).await?,
-    };
+    // 1. Together: the user (by e-mail, or by the assertion's user handle) and the challenge,
+    //    consumed. Both always run, so every attempt spends the challenge it named.
+    let (login, challenge) = tokio::join!(
+        claim(store, &attempt, header, now),
+        store.take_challenge(&attempt.key, ChallengeKind::Login),
+    );
+    let (login, challenge) = (login?, challenge?);
     let tenant = login.tenant();
     span.record("tenant_id", tracing::field::display(tenant.tenant_id));
 
-    // 2–4. Challenge, credential, assertion.
-    let verified = match verify(store, &login, &attempt, audit, now).await? {
+    // 2–4. The challenge's ceremony, the credential, the assertion: no store call.
+    let verified = match verify(&login, challenge, &attempt, audit, now)? {
         Ok(verified) => verified,
-        Err(failure) => {
-            burn(store, &attempt.key, now).await;
-            return Err(refusal(tenant, failure));
-        }
+        Err(failure) => return Err(refusal(tenant, failure)),
     };
     span.record("user_id", tracing::field::display(verified.user.user_id));
-    open_session(state, req, tenant, &verified, &attempt, audit, now).await
+    // 5–10. One transaction.
+    open_session(state, req, tenant, &verified, audit, now).await
+}
+
+/// The user lookup: by e-mail, or (usernameless) by the assertion's user handle.
+async fn claim(
+    store: &Store,
+    attempt: &Attempt,
+    header: Option<TenantId>,
+    now: i64,
+) -> Result<Claim, ApiError> {
+    match (&attempt.email, header) {
+        (Some(email), header) => Ok(Claim::Email(resolve_user(store, header, email, now).await?)),
+        (None, Some(tenant_id)) => usernameless(store, tenant_id, attempt, now).await,
+        (None, None) => Err(completion_failed(ApiError::invalid_field(
+            "X-Tenant-ID",
+            "a usernameless login needs the X-Tenant-ID header",
+        ))),
+    }
 }
 
 /// Whom the request says is logging in.
 enum Claim {
-    /// The seed's flow: the user an e-mail address names.
+    /// The seed's flow: the user an e-mail address names. The credential is taken from the
+    /// snapshot `begin` kept with the challenge.
     Email(LoginUser),
     /// Usernameless: the tenant `X-Tenant-ID` names and the user id in the assertion's user
-    /// handle (nil without one); `user` is `None` when no user of the tenant has that id.
+    /// handle (nil without one); `user` is `None` when no user of the tenant has that id, and
+    /// `credential` when that user has no credential with the presented id.
     Handle {
         tenant: Tenant,
-        user_id: UserId,
         user: Option<UserRecord>,
+        credential: Option<Box<CredentialRecord>>,
     },
 }
 
@@ -203,14 +231,6 @@ impl Claim {
         match self {
             Claim::Email(login) => login.tenant(),
             Claim::Handle { tenant, .. } => tenant,
-        }
-    }
-
-    /// The user the presented credential is read under.
-    fn user_id(&self) -> UserId {
-        match self {
-            Claim::Email(login) => login.user_id(),
-            Claim::Handle { user_id, .. } => *user_id,
         }
     }
 
@@ -235,26 +255,46 @@ impl Claim {
             Claim::Handle { .. } => owner == unknown_user() && discoverable,
         }
     }
+
+    /// The registered credential the assertion names: from the challenge's snapshot (e-mail
+    /// login) or as read beside the user (usernameless). The login transaction checks that it
+    /// still exists and judges its counter against the live value.
+    fn credential(
+        &self,
+        challenge: &ChallengeRecord,
+        presented: &CredentialId,
+    ) -> Option<CredentialRecord> {
+        match self {
+            Claim::Email(_) => challenge
+                .credentials
+                .iter()
+                .flatten()
+                .find(|c| &c.credential_id == presented)
+                .cloned(),
+            Claim::Handle { credential, .. } => credential.as_deref().cloned(),
+        }
+    }
 }
 
 /// The usernameless claim: `X-Tenant-ID` is required (the tenant's RP issued the challenge),
-/// and the user handle names the user within it.
+/// and the user handle names the user within it; the user and the presented credential are
+/// read together.
 async fn usernameless(
     store: &Store,
-    req: &Request,
-    credential: &PublicKeyCredential,
+    tenant_id: TenantId,
+    attempt: &Attempt,
     now: i64,
 ) -> Result<Claim, ApiError> {
-    let tenant_id = tenant_header(req).map_err(completion_failed)?;
-    let user_id = user_handle(credential).map_or_else(unknown_user, UserId::from);
-    let (tenant, user) = tokio::try_join!(
+    let user_id = user_handle(&attempt.body.credential).map_or_else(unknown_user, UserId::from);
+    let (tenant, user, credential) = tokio::try_join!(
         store.tenant(&tenant_id, now),
         store.get_user(&tenant_id, &user_id),
+        store.get_credential(&tenant_id, &user_id, &attempt.presented),
     )?;
     Ok(Claim::Handle {
         tenant: tenant.ok_or_else(tenant_not_found)?,
-        user_id,
         user,
+        credential: credential.map(Box::new),
     })
 }
 
@@ -265,24 +305,18 @@ struct Verified {
     result: AuthenticationResult,
 }
 
-/// Reads the challenge and the credential together and verifies the assertion. Every failure
-/// here has done the same store work (two key reads), whoever the address names.
-async fn verify(
-    store: &Store,
+/// Verifies the assertion against the consumed challenge (`None`: missing or already used).
+/// No store call: every failure has done the same store work (the lookup and the consume),
+/// whoever the address names.
+fn verify(
     login: &Claim,
+    challenge: Option<ChallengeRecord>,
     attempt: &Attempt,
     audit: &mut Audit,
     now: i64,
 ) -> Result<Result<Verified, LoginFailure>, ApiError> {
     let tenant = login.tenant();
-    let user_id = login.user_id();
-    let (challenge, credential) = tokio::try_join!(
-        store.read_challenge(&attempt.key),
-        store.get_credential(&tenant.tenant_id, &user_id, &attempt.presented),
-    )?;
-    let Some(challenge) =
-        challenge.filter(|c| c.kind == ChallengeKind::Login && c.tenant_id == tenant.tenant_id)
-    else {
+    let Some(challenge) = challenge.filter(|c| c.tenant_id == tenant.tenant_id) else {
         return Ok(Err(LoginFailure::ChallengeNotFound));
     };
     // The challenge, a record this service wrote, establishes the tenant: the attempt is filed.
@@ -292,13 +326,14 @@ async fn verify(
         serde_json::from_str(challenge.state.as_deref().unwrap_or_default())
             .map_err(|e| ApiError::internal(format!("stored login state: {e}")))?;
     if !login.issued_for(challenge.user_id, ceremony.auth.as_ref()) {
-        // Another login's challenge: it was exposed, so it is burnt like a failure.
+        // Another login's challenge: it was exposed, and is spent like a failure's.
         return Ok(Err(LoginFailure::ChallengeNotFound));
     }
     audit.user = login.known().map(|u| u.user_id);
     if challenge.expires_at <= now {
         return Ok(Err(LoginFailure::ChallengeNotFound));
     }
+    let credential = login.credential(&challenge, &attempt.presented);
     let (Some(credential), Some(user), Some(auth)) = (credential, login.known(), ceremony.auth)
     else {
         return Ok(Err(LoginFailure::Rejected(
@@ -318,13 +353,12 @@ async fn verify(
     }))
 }
 
-/// Steps 5–10: device, tokens, session, then the challenge consumed and one transaction.
+/// Steps 5–10: device, tokens, session, and one transaction.
 async fn open_session(
     state: &State,
     req: &Request,
     tenant: &Tenant,
     verified: &Verified,
-    attempt: &Attempt,
     audit: &mut Audit,
     now: i64,
 ) -> ApiResult {
@@ -385,7 +419,6 @@ async fn open_session(
         .common
         .store
         .commit_login(&LoginCommit {
-            challenge: consume(&attempt.key, now),
             credential,
             used: &used,
             device: &sighting,
@@ -395,7 +428,6 @@ async fn open_session(
         .await?;
     let failure = match outcome {
         LoginCommitOutcome::Committed => None,
-        LoginCommitOutcome::ChallengeGone => Some(LoginFailure::ChallengeNotFound),
         LoginCommitOutcome::CredentialGone => {
             Some(LoginFailure::Rejected(AssertionRejected::UnknownCredential))
         }
@@ -420,28 +452,4 @@ async fn open_session(
         },
         SUCCESS_MESSAGE,
     ))
-}
-
-/// The conditional delete that takes a login challenge: any live login challenge under the
-/// key (verification already tied it to this user and tenant).
-fn consume(key: &str, now: i64) -> ConsumeChallenge<'_> {
-    ConsumeChallenge {
-        key,
-        kind: ChallengeKind::Login,
-        tenant: None,
-        user: None,
-        method_type: None,
-        any_method_if_unset: false,
-        require_state: false,
-        now,
-    }
-}
-
-/// A failed attempt uses up the challenge it named (if there is one): the client starts over
-/// with a fresh one. The delete is made whether or not the challenge exists, so every failure
-/// costs the same.
-async fn burn(store: &Store, key: &str, now: i64) {
-    if let Err(err) = store.consume_challenge(consume(key, now)).await {
-        tracing::warn!(error = %err, "could not discard the challenge of a failed login");
-    }
 }

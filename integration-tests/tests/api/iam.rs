@@ -145,9 +145,9 @@ const CALLS: &[(&str, Calls)] = &[
             (GET, "TenantsTable"),
             (QUERY, "UsersTable/index/email-index"),
             (BATCH_GET, "TenantsTable"),
-            (GET, "ChallengesTable"),     // read_challenge
-            (DELETE, "ChallengesTable"),  // commit_login's consume; burn after a failure
-            (GET, "CredentialsTable"),    // get_credential; use_failure
+            (GET, "UsersTable"),          // usernameless: the user by handle
+            (DELETE, "ChallengesTable"),  // the consume, beside the user lookup
+            (GET, "CredentialsTable"),    // usernameless get_credential; use_failure
             (UPDATE, "CredentialsTable"), // login transaction: the credential's use
             (UPDATE, "DevicesTable"),     // login transaction: the device
             (PUT, "SessionsTable"),       // login transaction: the session
@@ -813,6 +813,17 @@ async fn the_code_calls_nothing_the_table_lacks() {
         let login = as_function(&rec, "PasswordlessCompleteFunction", complete).await;
         logins.push(ok(&login)["data"].clone());
     }
+    // A usernameless completion (the user and credential read by key), of an e-mail login's
+    // challenge: refused, and the challenge spent.
+    let begin = app.login_begin(&tenant_only, &email);
+    let begun = as_function(&rec, "PasswordlessBeginFunction", begin).await;
+    let credential = passkey
+        .authenticate(&ok(&begun)["data"]["options"], ORIGIN)
+        .expect("passkey signs");
+    let body = json!({ "credential": credential }).to_string();
+    let complete = app.login_complete_raw(&tenant_only, body);
+    let refused = as_function(&rec, "PasswordlessCompleteFunction", complete).await;
+    assert!(refused.status.is_client_error(), "{}", refused.body);
     let token = |i: usize| {
         logins[i]["refresh_token"]
             .as_str()

@@ -52,8 +52,9 @@ pub struct ChallengeRecord {
     /// For a registration started with an enrollment grant: the grant, consumed with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<ChallengeId>,
-    /// An MFA challenge: the user's credentials when it was created, so MFA options need not
-    /// read them (README, Performance shape). Absent on challenges of other kinds.
+    /// An MFA challenge or an e-mail login's: the user's credentials when it was created, so
+    /// MFA options and login completion need not read them (README, Performance shape). Absent
+    /// on challenges of other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Vec<super::CredentialRecord>>,
     pub created_at: i64,
@@ -125,6 +126,36 @@ impl Store {
             .set_condition_expression(write.condition)
             .set_expression_attribute_names(Some(write.names))
             .set_expression_attribute_values(Some(write.values))
+            .send()
+            .await
+            .map_err(classify)
+        {
+            Ok(out) => match out.attributes {
+                Some(item) if !item.is_empty() => from_item(item).map(Some),
+                _ => Err(StoreError::Corrupt("delete returned no old item".into())),
+            },
+            Err(StoreError::ConditionFailed) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Deletes the challenge of `kind` under `key` and returns it, expired or not (the caller
+    /// checks `expires_at`, and still learns whose it was): of any number of concurrent takers
+    /// exactly one gets it. `None` when it is missing, already taken, or of another kind.
+    pub async fn take_challenge(
+        &self,
+        key: &str,
+        kind: ChallengeKind,
+    ) -> Result<Option<ChallengeRecord>, StoreError> {
+        match self
+            .client()
+            .delete_item()
+            .table_name(&self.tables().challenges)
+            .key("challenge_key", s(key))
+            .return_values(ReturnValue::AllOld)
+            .condition_expression("attribute_exists(challenge_key) AND #kind = :kind")
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_values(":kind", s(kind.as_str()))
             .send()
             .await
             .map_err(classify)

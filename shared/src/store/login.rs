@@ -1,17 +1,17 @@
-//! The end of a passwordless login. First the challenge is consumed by a conditional delete:
-//! of any number of concurrent completions exactly one gets past it, so a replay can never
-//! open a second session. Then one transaction records the credential's use, trusts the
-//! device, opens the session and writes the audit record: all of them or none. (Should that
-//! transaction fail, the login fails with its challenge spent; the client begins again.)
+//! The end of a passwordless login. The handler has already consumed the challenge (a
+//! conditional delete that returned it: of any number of concurrent completions exactly one
+//! gets it, so a replay can never open a second session). Then one transaction records the
+//! credential's use, judged against its live counter, trusts the device, opens the session and
+//! writes the audit record: all of them or none. (Should that transaction fail, the login fails
+//! with its challenge spent; the client begins again.)
 
 use super::credentials::credential_use_write;
 use super::{
-    cancelled, to_item, transact_put, AuditRecord, ConsumeChallenge, CounterRule, CredentialRecord,
-    CredentialUse, DeviceSighting, SessionRecord, Store, StoreError, UseOutcome,
+    cancelled, to_item, transact_put, AuditRecord, CounterRule, CredentialRecord, CredentialUse,
+    DeviceSighting, SessionRecord, Store, StoreError, UseOutcome,
 };
 
 pub struct LoginCommit<'a> {
-    pub challenge: ConsumeChallenge<'a>,
     pub credential: &'a CredentialRecord,
     pub used: &'a CredentialUse,
     pub device: &'a DeviceSighting,
@@ -22,12 +22,10 @@ pub struct LoginCommit<'a> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum LoginCommitOutcome {
     Committed,
-    /// The challenge was consumed (or expired) in the meantime: nothing was written.
-    ChallengeGone,
-    /// The credential was deleted in the meantime: only the challenge was consumed.
+    /// The credential was deleted in the meantime: nothing was written.
     CredentialGone,
-    /// The credential's live counter is not below the presented one (possible clone): only
-    /// the challenge was consumed.
+    /// The credential's live counter is not below the presented one (possible clone): nothing
+    /// was written.
     CounterNotAdvanced,
 }
 
@@ -36,13 +34,6 @@ impl Store {
         &self,
         commit: &LoginCommit<'_>,
     ) -> Result<LoginCommitOutcome, StoreError> {
-        if self
-            .consume_challenge(commit.challenge.clone())
-            .await?
-            .is_none()
-        {
-            return Ok(LoginCommitOutcome::ChallengeGone);
-        }
         let mut used = commit.used.clone();
         loop {
             match self.login_transaction(commit, &used).await? {
