@@ -97,6 +97,9 @@ pub struct Audit {
     pub request_id: String,
     /// The success record was written with the handler's change ([`Audit::committed`]).
     pub committed: bool,
+    /// The failure record was written with the handler's last write
+    /// ([`Audit::failure_committed`]).
+    pub failure_committed: bool,
 }
 
 impl Audit {
@@ -115,6 +118,7 @@ impl Audit {
             client: client_info(req),
             request_id: request_id(req),
             committed: false,
+            failure_committed: false,
         }
     }
 
@@ -133,6 +137,12 @@ impl Audit {
     /// The success record is stored: concluding with success writes nothing more.
     pub fn committed(&mut self) {
         self.committed = true;
+    }
+
+    /// The record of the failure the handler is about to return was stored with its last
+    /// write (e.g. a counted wrong code): concluding with that failure writes nothing more.
+    pub fn failure_committed(&mut self) {
+        self.failure_committed = true;
     }
 
     /// The record of this attempt ending with `outcome`; `None` without a tenant.
@@ -204,7 +214,7 @@ impl Audit {
     /// timeout.
     pub async fn write(&self, store: &Store, outcome: Result<(), &ApiError>, now: i64) {
         self.log(outcome);
-        if outcome.is_ok() && self.committed {
+        if (outcome.is_ok() && self.committed) || (outcome.is_err() && self.failure_committed) {
             return;
         }
         let Some(record) = self.record(outcome, now) else {
@@ -248,6 +258,7 @@ mod tests {
             client: ClientInfo::default(),
             request_id: "r".into(),
             committed: false,
+            failure_committed: false,
         }
     }
 

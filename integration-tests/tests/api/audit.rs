@@ -37,6 +37,7 @@ fn record(app: &TestApp, user: Option<&UserRecord>, at: i64, n: usize) -> AuditR
         client: ClientInfo::default(),
         request_id: format!("request-{n}"),
         committed: false,
+        failure_committed: false,
     };
     audit.record(Ok(()), at).expect("a tenant, so a record")
 }

@@ -121,7 +121,7 @@ const CALLS: &[(&str, Calls)] = &[
             (GET, "TenantsTable"),
             (GET, "BackupCodesTable"), // get_backup_codes; record_backup_code_failure
             (QUERY, "CredentialsTable"), // list_credentials (policy)
-            (UPDATE, "BackupCodesTable"), // redeem_backup_code; record_backup_code_failure
+            (UPDATE, "BackupCodesTable"), // redeem_backup_code_audited; failure counts
             (PUT, "ChallengesTable"),  // grant_enrollment
             (PUT, "AuditTable"),
         ],

@@ -549,6 +549,112 @@ async fn a_backup_code_works_once() {
         .assert_error(StatusCode::NOT_FOUND, "challenge_not_found");
 }
 
+/// The user's backup-code outcomes in the audit trail, sorted: `(outcome, code)`.
+async fn backup_code_audit(app: &TestApp) -> Vec<(String, Option<String>)> {
+    let mut records = app
+        .store
+        .list_audit_records(&app.tenant.tenant_id, Some(&app.user.user_id), 200)
+        .await
+        .expect("audit records");
+    records.retain(|r| r.method.as_deref() == Some("backup_code"));
+    let mut outcomes: Vec<_> = records.into_iter().map(|r| (r.outcome, r.code)).collect();
+    outcomes.sort();
+    outcomes
+}
+
+/// Codes are slotted by their keyed hash, so a redemption is one write with no read of the
+/// codes; each attempt leaves exactly one audit record, written with that write.
+#[tokio::test]
+async fn backup_codes_are_slotted_by_hash_and_each_attempt_is_audited_once() {
+    let app = TestApp::new().await;
+    let codes = first_codes(&app).await;
+    let codes_of = || async {
+        app.store
+            .get_backup_codes(&app.tenant.tenant_id, &app.user.user_id)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let stored = codes_of().await;
+    assert!(stored.keyed_by_hash());
+    assert!(stored
+        .codes
+        .iter()
+        .all(|(slot, hash)| slot.len() == 32 && hash.starts_with(slot.as_str())));
+
+    let challenge = app.mfa_challenge(&app.user).await;
+    app.backup_code(&challenge, "0000-0000-0000")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_backup_code");
+    assert_eq!(codes_of().await.failed_attempts, 1);
+    let challenge = app.mfa_challenge(&app.user).await;
+    let reply = app.backup_code(&challenge, &codes[5]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let after = codes_of().await;
+    assert_eq!((after.remaining(), after.failed_attempts), (9, 0));
+    assert_eq!(
+        backup_code_audit(&app).await,
+        vec![
+            ("failure".to_owned(), Some("invalid_backup_code".to_owned())),
+            ("success".to_owned(), None),
+        ]
+    );
+}
+
+/// Records written before slots were named after hashes (`"0"`…`"9"`) keep working: the
+/// refused redemption returns the record, its slots are searched, and the code is redeemed
+/// once; a wrong code is counted as before.
+#[tokio::test]
+async fn backup_codes_stored_in_numbered_slots_still_redeem_once() {
+    let app = TestApp::new().await;
+    let codes = first_codes(&app).await;
+    let (tenant, user) = (&app.tenant.tenant_id, &app.user.user_id);
+    let mut legacy = app
+        .store
+        .get_backup_codes(tenant, user)
+        .await
+        .unwrap()
+        .unwrap();
+    legacy.codes = legacy
+        .codes
+        .into_values()
+        .enumerate()
+        .map(|(slot, hash)| (slot.to_string(), hash))
+        .collect();
+    assert!(!legacy.keyed_by_hash());
+    app.store
+        .client()
+        .put_item()
+        .table_name(&app.store.tables().backup_codes)
+        .set_item(Some(serde_dynamo::to_item(&legacy).unwrap()))
+        .send()
+        .await
+        .unwrap();
+
+    let challenge = app.mfa_challenge(&app.user).await;
+    let reply = app.backup_code(&challenge, &codes[2]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let challenge = app.mfa_challenge(&app.user).await;
+    app.backup_code(&challenge, &codes[2])
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_backup_code");
+    let stored = app
+        .store
+        .get_backup_codes(tenant, user)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.remaining(), stored.used.len()), (9, 1));
+    assert_eq!(stored.failed_attempts, 1);
+    assert_eq!(
+        backup_code_audit(&app).await,
+        vec![
+            ("failure".to_owned(), Some("invalid_backup_code".to_owned())),
+            ("success".to_owned(), None),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_backup_code_belongs_to_one_user() {
     let app = TestApp::new().await;

@@ -8,7 +8,10 @@ use super::{classify, condition_held, from_item, n, s, tenant_user_key, Store, S
 use crate::ids::{TenantId, UserId};
 
 /// A user's backup codes: only keyed hashes (see `codes`), one per slot. A redeemed code's slot
-/// moves from `codes` to `used`.
+/// moves from `codes` to `used`. A code's slot is named after its hash ([`slot_for`]), so
+/// redeeming one is a single conditional write with no read; records written before that
+/// (slots `"0"`…`"9"`) still work, at one more round trip (the refused redemption returns the
+/// record, whose slots the handler then searches) until the user's codes are regenerated.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BackupCodesRecord {
     pub tenant_user: String,
@@ -35,8 +38,7 @@ impl BackupCodesRecord {
             user_id: *user,
             codes: hashes
                 .into_iter()
-                .enumerate()
-                .map(|(slot, hash)| (slot.to_string(), hash))
+                .map(|hash| (slot_for(&hash), hash))
                 .collect(),
             used: BTreeMap::new(),
             created_at,
@@ -49,10 +51,43 @@ impl BackupCodesRecord {
         self.codes.len()
     }
 
+    /// Whether this record names slots after the codes' hashes (see [`slot_for`]).
+    pub fn keyed_by_hash(&self) -> bool {
+        self.codes
+            .iter()
+            .all(|(slot, hash)| *slot == slot_for(hash))
+    }
+
+    /// What a wrong code does to this record: counted, or (the limit reached) a lockout.
+    pub fn next_failure(&self, now: i64, max_failures: u32, lockout_secs: i64) -> FailedCode {
+        let failures = self.failed_attempts.saturating_add(1);
+        if failures >= max_failures {
+            FailedCode::LockedUntil(now + lockout_secs)
+        } else {
+            FailedCode::AttemptsLeft(max_failures - failures)
+        }
+    }
+
     /// Until when redemption is locked, if it still is at `now`.
     pub fn locked_until(&self, now: i64) -> Option<i64> {
         self.locked_until.filter(|until| *until > now)
     }
+}
+
+/// The slot a code's keyed hash is stored under: its first 32 hex digits (128 bits). The
+/// redemption's condition compares the whole hash.
+pub fn slot_for(hash: &str) -> String {
+    hash.chars().take(32).collect()
+}
+
+/// What a redemption attempt found.
+#[derive(Debug, PartialEq)]
+pub enum Redemption {
+    /// The code was unused and is now used; the audit record was written with it.
+    Redeemed,
+    /// Nothing was written: no such unused code in that slot, or locked out. The record as it
+    /// was (`None`: the user has no backup codes).
+    Refused(Option<Box<BackupCodesRecord>>),
 }
 
 /// What a wrong code did to the user's lockout state.
@@ -118,38 +153,99 @@ impl Store {
         }
     }
 
-    /// Marks one code used: a conditional update, so of concurrent redemptions of the same code
-    /// exactly one succeeds. Also clears the failure count. `false` if the code is already used
-    /// (or the user is locked out).
-    pub async fn redeem_backup_code(
+    /// Marks the code whose keyed hash is `hash` used, in `slot`, and writes `audit` in the
+    /// same transaction: of concurrent redemptions of the same code exactly one succeeds. Also
+    /// clears the failure count. Refused, with the record as it was, if the slot does not hold
+    /// that hash (a wrong or used code) or the user is locked out.
+    pub async fn redeem_backup_code_audited(
         &self,
         tenant: &TenantId,
         user: &UserId,
         slot: &str,
+        hash: &str,
+        audit: &super::AuditRecord,
         now: i64,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client()
-            .update_item()
+    ) -> Result<Redemption, StoreError> {
+        let update = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.tables().backup_codes)
             .key("tenant_user", s(tenant_user_key(tenant, user)))
-            .update_expression("REMOVE codes.#slot, locked_until SET used.#slot = :now, failed_attempts = :zero")
+            .update_expression(
+                "REMOVE codes.#slot, locked_until SET used.#slot = :now, failed_attempts = :zero",
+            )
             .condition_expression(
-                "attribute_exists(codes.#slot) AND (attribute_not_exists(locked_until) OR locked_until <= :now)",
+                "codes.#slot = :hash AND (attribute_not_exists(locked_until) OR locked_until <= :now)",
             )
             .expression_attribute_names("#slot", slot)
+            .expression_attribute_values(":hash", s(hash))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":zero", n(0))
-            .send()
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let items = vec![
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .update(update)
+                .build(),
+            super::audit::transact_put_record(self, audit)?,
+        ];
+        match self.transact_returning(items).await? {
+            Ok(()) => Ok(Redemption::Redeemed),
+            Err(failed) if failed.index == 0 => Ok(Redemption::Refused(
+                failed.item.map(from_item).transpose()?.map(Box::new),
+            )),
+            Err(failed) => Err(super::cancelled(vec![format!(
+                "ConditionalCheckFailed at item {}",
+                failed.index
+            )])),
+        }
+    }
+
+    /// Counts a wrong code against `seen` (the record as the refused redemption returned it)
+    /// and writes `audit`, the failure's record, in the same transaction. `false` when the
+    /// record changed meanwhile (a concurrent attempt): nothing was written, and the caller
+    /// counts with [`Store::record_backup_code_failure`] instead.
+    pub async fn count_backup_code_failure_audited(
+        &self,
+        seen: &BackupCodesRecord,
+        outcome: &FailedCode,
+        audit: &super::AuditRecord,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut condition = String::from(
+            "attribute_exists(tenant_user) AND (attribute_not_exists(locked_until) OR locked_until <= :now) AND ",
+        );
+        condition.push_str(if seen.failed_attempts == 0 {
+            "(attribute_not_exists(failed_attempts) OR failed_attempts = :seen)"
+        } else {
+            "failed_attempts = :seen"
+        });
+        let mut write = super::Write::new(super::Item::from([(
+            "tenant_user".to_owned(),
+            s(&seen.tenant_user),
+        )]))
+        .value(":now", n(now))
+        .value(":seen", n(seen.failed_attempts));
+        write = match outcome {
+            FailedCode::AttemptsLeft(_) => {
+                write.update = Some("SET failed_attempts = :count".into());
+                write.value(":count", n(seen.failed_attempts.saturating_add(1)))
+            }
+            FailedCode::LockedUntil(until) => {
+                write.update = Some("SET locked_until = :until, failed_attempts = :zero".into());
+                write.value(":until", n(*until)).value(":zero", n(0))
+            }
+        };
+        write.condition = Some(condition);
+        self.update_audited(&write, &self.tables().backup_codes, Some(audit))
             .await
-            .map_err(classify);
-        condition_held(result)
     }
 
     /// Counts a wrong code; the `max_failures`-th locks redemption for `lockout_secs`. Each
     /// failure is one conditional write, and the one that reaches the limit sets the lock in
     /// that same write, so no number of parallel wrong codes gets more than `max_failures`
-    /// answers other than "locked" — and [`Store::redeem_backup_code`] refuses while locked.
+    /// answers other than "locked" — and [`Store::redeem_backup_code_audited`] refuses while locked.
     pub async fn record_backup_code_failure(
         &self,
         tenant: &TenantId,

@@ -28,7 +28,7 @@ use crate::config::TableNames;
 use crate::ids::{TenantId, UserId};
 
 pub use audit::{AuditPage, AuditQuery, AuditRecord};
-pub use backup_codes::{BackupCodesRecord, FailedCode};
+pub use backup_codes::{slot_for, BackupCodesRecord, FailedCode, Redemption};
 pub use challenges::{ChallengeKind, ChallengeRecord, ConsumeChallenge, CHALLENGE_USER_INDEX};
 pub use client::{configure_client, retry_config, timeout_config};
 pub use credentials::{
@@ -228,19 +228,34 @@ impl Write {
 pub(crate) fn transaction_reasons<R>(
     err: &SdkError<TransactWriteItemsError, R>,
 ) -> Option<Vec<String>> {
+    cancellation_reasons(err).map(|reasons| {
+        reasons
+            .iter()
+            .map(|r| r.code().unwrap_or("None").to_owned())
+            .collect()
+    })
+}
+
+fn cancellation_reasons<R>(
+    err: &SdkError<TransactWriteItemsError, R>,
+) -> Option<&[aws_sdk_dynamodb::types::CancellationReason]> {
     match err {
         SdkError::ServiceError(service) => match service.err() {
-            TransactWriteItemsError::TransactionCanceledException(cancelled) => Some(
-                cancelled
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|r| r.code().unwrap_or("None").to_owned())
-                    .collect(),
-            ),
+            TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                Some(cancelled.cancellation_reasons())
+            }
             _ => None,
         },
         _ => None,
     }
+}
+
+/// Which item of a transaction failed its condition, and that item as it was when its write
+/// asked for it (`ReturnValuesOnConditionCheckFailure::AllOld`; `None` if it did not exist).
+#[derive(Debug)]
+pub(crate) struct FailedCondition {
+    pub index: usize,
+    pub item: Option<Item>,
 }
 
 /// Attempts of a transaction that DynamoDB cancels because another one touched the same item at
@@ -255,6 +270,15 @@ impl Store {
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<Result<(), usize>, StoreError> {
+        Ok(self.transact_returning(items).await?.map_err(|f| f.index))
+    }
+
+    /// [`Store::transact`], also returning the failed item as it was, when its write asked
+    /// for it.
+    pub(crate) async fn transact_returning(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), FailedCondition>, StoreError> {
         let mut attempt = 1;
         loop {
             let result = self
@@ -270,8 +294,12 @@ impl Store {
             let Some(reasons) = transaction_reasons(&err) else {
                 return Err(classify(err));
             };
-            if let Some(i) = reasons.iter().position(|r| r == "ConditionalCheckFailed") {
-                return Ok(Err(i));
+            if let Some(index) = reasons.iter().position(|r| r == "ConditionalCheckFailed") {
+                let item = cancellation_reasons(&err)
+                    .and_then(|all| all.get(index))
+                    .and_then(|reason| reason.item().cloned())
+                    .filter(|item| !item.is_empty());
+                return Ok(Err(FailedCondition { index, item }));
             }
             if !retryable_cancellation(&reasons) || attempt >= CONFLICT_ATTEMPTS {
                 return Err(cancelled(reasons));
