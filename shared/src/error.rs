@@ -47,6 +47,8 @@ error_codes! {
     UserVerificationRequired => "user_verification_required",
     PossibleClonedAuthenticator => "possible_cloned_authenticator",
     TenantMismatch => "tenant_mismatch",
+    /// The tenant's Cedar policies refused the request (the body's `notices` say why).
+    PolicyDenied => "policy_denied",
     InsufficientScope => "insufficient_scope",
     /// An admin request without the IAM identity API Gateway's `AWS_IAM` authorizer adds.
     IamRequired => "iam_required",
@@ -131,6 +133,23 @@ pub enum ApiError {
     /// Anything else: logged in full, reported to the client without internals.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The tenant's policies refused the request; `notices` are the determining policies'
+    /// `@notice` annotations.
+    #[error("{message}")]
+    PolicyDenied {
+        refusal: Refusal,
+        message: Text,
+        notices: Vec<String>,
+    },
+}
+
+/// How a policy denial is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 403 `policy_denied`.
+    Forbidden,
+    /// 401 `reauthentication_required`: the change needs a more recent login.
+    Reauthenticate,
 }
 
 #[derive(Debug, Serialize)]
@@ -224,6 +243,13 @@ impl ApiError {
                 ErrorCode::SigningUnavailable,
             ),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError),
+            ApiError::PolicyDenied { refusal, .. } => match refusal {
+                Refusal::Forbidden => (StatusCode::FORBIDDEN, ErrorCode::PolicyDenied),
+                Refusal::Reauthenticate => (
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::ReauthenticationRequired,
+                ),
+            },
         }
     }
 
@@ -241,7 +267,8 @@ impl ApiError {
             | ApiError::Forbidden { message, .. }
             | ApiError::NotFound { message, .. }
             | ApiError::Conflict { message, .. }
-            | ApiError::NotImplemented { message, .. } => (message.to_string(), None),
+            | ApiError::NotImplemented { message, .. }
+            | ApiError::PolicyDenied { message, .. } => (message.to_string(), None),
             ApiError::TenantMismatch | ApiError::MethodNotAllowed { .. } => {
                 (self.to_string(), None)
             }
@@ -255,7 +282,19 @@ impl ApiError {
             code: self.code().as_str().to_owned(),
             message,
             details,
-            notices: None,
+            notices: match self {
+                ApiError::PolicyDenied { notices, .. } => Some(notices.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    /// A policy denial answered as `refusal`.
+    pub fn policy_denied(refusal: Refusal, message: impl Into<Text>, notices: Vec<String>) -> Self {
+        ApiError::PolicyDenied {
+            refusal,
+            message: message.into(),
+            notices,
         }
     }
 }
@@ -293,6 +332,11 @@ impl From<crate::admin::AdminError> for ApiError {
             AdminError::Conflict(what) => {
                 ApiError::conflict(ErrorCode::AlreadyExists, format!("{what} already exists"))
             }
+            AdminError::InvalidPolicies(errors) => ApiError::BadRequest {
+                code: ErrorCode::InvalidRequest,
+                message: "the policy set does not validate against the schema".into(),
+                details: Some(serde_json::json!({ "field": "policies", "errors": errors })),
+            },
             AdminError::Store(err) => ApiError::from(err),
         }
     }

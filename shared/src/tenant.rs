@@ -168,6 +168,12 @@ pub struct Tenant {
     /// again (0 to 300 s, default 60): a change takes up to this long to apply everywhere.
     #[serde(default = "default_config_cache_secs")]
     pub config_cache_secs: u32,
+    /// The tenant's Cedar policy set ([`crate::policy`]), validated against the shipped schema
+    /// when written. Absent: the default set rendered from `min_authenticators`,
+    /// `required_methods` and `reauthentication_window_secs` ([`crate::policy::default_policies`]),
+    /// which those settings then only feed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<String>,
     pub created_at: i64,
 }
 
@@ -192,6 +198,7 @@ impl Tenant {
             session_max_age_secs: default_session_max_age(),
             allow_removing_last_factor: false,
             config_cache_secs: default_config_cache_secs(),
+            policies: None,
             created_at,
         }
     }
@@ -254,6 +261,10 @@ impl Tenant {
         }
         if let Some(m) = self.required_methods.iter().find(|m| !self.allows(**m)) {
             return Err(format!("required method {m} is not enabled"));
+        }
+        if let Some(text) = &self.policies {
+            crate::policy::validate_policies(text)
+                .map_err(|errors| format!("invalid policies: {}", errors.join("; ")))?;
         }
         self.webauthn().map(|_| ()).map_err(|e| e.to_string())
     }

@@ -14,7 +14,8 @@ use shared::error::{found, ApiError, ErrorCode};
 use shared::http::{
     json_body, json_response, optional_tenant_header, request_id, respond, ApiResult,
 };
-use shared::mfa::{conclude, consume_mfa_challenge, parse_challenge_id, TokenIssuer};
+use shared::mfa::{conclude, consume_mfa_challenge, parse_challenge_id, SecondFactor, TokenIssuer};
+use shared::policy::Facts;
 use shared::state::Common;
 use shared::store::FailedCode;
 use tracing::{instrument, Span};
@@ -141,7 +142,10 @@ async fn backup_code_complete(state: &State, req: &Request, audit: &mut Audit) -
         &tenant,
         user_id,
         &credentials,
-        &["otp", "mfa"],
+        &SecondFactor {
+            amr: &["otp", "mfa"],
+            facts: Facts::of_request(req),
+        },
         now,
     )
     .await?;
