@@ -111,30 +111,37 @@ async fn a_method_type_can_be_refused_at_the_options_step() {
     assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.body);
 }
 
-#[tokio::test]
-async fn only_packed_attestations_can_be_required() {
-    let app = app_with(
-        r#"@id("attested_only")
-        @notice("Only attested authenticators may be registered.")
+const REFUSE_PACKED: &str = r#"@id("no_packed")
+        @notice("Authenticators with packed attestation are not allowed.")
         forbid(principal, action == Passkey::Action::"register", resource)
-          when { context has attestation_format && context.attestation_format != "packed" };"#,
-    )
-    .await;
-    // The soft security key attests with `packed`.
+          when { context has attestation_format && context.attestation_format == "packed" };"#;
+
+#[tokio::test]
+async fn an_attestation_format_can_be_refused() {
+    let app = app_with(REFUSE_PACKED).await;
+    // The soft security key attests with `packed`: refused at completion (the options step
+    // does not know the format yet).
     let key = app
         .enroll(&mut Authenticator::security_key(), FIDO, "Key")
         .await;
-    assert_eq!(key.status, StatusCode::OK, "{}", key.body);
-    // The soft passkey does not (format `none`): refused at completion.
-    let passkey = app
-        .enroll(&mut Authenticator::passkey(), PASSKEY, "Phone")
-        .await;
-    passkey.assert_error(StatusCode::FORBIDDEN, "policy_denied");
+    key.assert_error(StatusCode::FORBIDDEN, "policy_denied");
     assert_eq!(
-        notices(&passkey),
-        vec!["Only attested authenticators may be registered."]
+        notices(&key),
+        vec!["Authenticators with packed attestation are not allowed."]
     );
-    assert_eq!(stored_credentials(&app).await, 1);
+    assert_eq!(stored_credentials(&app).await, 0);
+    // Refusing another format lets it through.
+    let other = TestApp::with_tenant(|t| {
+        t.policies = Some(with_default(
+            t,
+            &REFUSE_PACKED.replace("\"packed\"", "\"tpm\""),
+        ))
+    })
+    .await;
+    let key = other
+        .enroll(&mut Authenticator::security_key(), FIDO, "Key")
+        .await;
+    assert_eq!(key.status, StatusCode::OK, "{}", key.body);
 }
 
 #[tokio::test]
@@ -181,13 +188,12 @@ async fn a_full_access_policy_decides_the_token() {
     let reply = app.mfa_login(&app.user, &mut passkey).await;
     assert_eq!(reply.body["mfa_setup_required"], true, "{}", reply.body);
     assert_eq!(notices(&reply), vec!["Full access needs a security key."]);
+    let mut key = Authenticator::security_key();
     assert_eq!(
-        app.enroll(&mut Authenticator::security_key(), FIDO, "Key")
-            .await
-            .status,
+        app.enroll(&mut key, FIDO, "Key").await.status,
         StatusCode::OK
     );
-    let reply = app.mfa_login(&app.user, &mut passkey).await;
+    let reply = app.mfa_login(&app.user, &mut key).await;
     assert_eq!(reply.body["mfa_setup_required"], false, "{}", reply.body);
     assert!(reply.body["token"].is_string());
 }
