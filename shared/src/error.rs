@@ -282,11 +282,16 @@ impl ApiError {
             code: self.code().as_str().to_owned(),
             message,
             details,
-            notices: match self {
-                ApiError::PolicyDenied { notices, .. } => Some(notices.clone()),
-                _ => None,
-            },
+            notices: self.notices(),
         }
+    }
+
+    /// The `notices` of the body: a policy denial's, even when empty; nothing otherwise.
+    fn notices(&self) -> Option<Vec<String>> {
+        if let ApiError::PolicyDenied { notices, .. } = self {
+            return Some(notices.clone());
+        }
+        None
     }
 
     /// A policy denial answered as `refusal`.
@@ -434,6 +439,27 @@ mod tests {
             );
         }
         assert_eq!(listed.len(), known.len(), "each code once: {listed:?}");
+    }
+
+    #[test]
+    fn policy_denials_carry_their_notices() {
+        let notices = vec!["a".to_owned(), "b".to_owned()];
+        let forbidden = ApiError::policy_denied(Refusal::Forbidden, "no", notices.clone());
+        assert_eq!(
+            (forbidden.status(), forbidden.code()),
+            (StatusCode::FORBIDDEN, ErrorCode::PolicyDenied)
+        );
+        assert_eq!(forbidden.body().notices, Some(notices));
+        let stale = ApiError::policy_denied(Refusal::Reauthenticate, "sign in", vec![]);
+        assert_eq!(
+            (stale.status(), stale.code()),
+            (
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::ReauthenticationRequired
+            )
+        );
+        let body = serde_json::to_value(stale.body()).unwrap();
+        assert_eq!(body["notices"], serde_json::json!([]));
     }
 
     #[test]

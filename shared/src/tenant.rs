@@ -350,6 +350,33 @@ mod tests {
     }
 
     #[test]
+    fn tenants_stored_before_policies_read_the_default_set_of_their_settings() {
+        let mut stored = tenant();
+        stored.min_authenticators = 2;
+        stored.required_methods = vec![MethodType::WebauthnFido];
+        let mut json = serde_json::to_value(&stored).unwrap();
+        assert!(json.get("policies").is_none(), "absent, not null");
+        json.as_object_mut().unwrap().remove("policies");
+        let read: Tenant = serde_json::from_value(json).unwrap();
+        assert_eq!(read.policies, None);
+        let text = read.policy_text();
+        assert_eq!(text, crate::policy::default_policies(&read));
+        assert!(text.contains("principal.authenticator_count < 2"));
+        assert!(text.contains(r#"context.method_type == "webauthn_fido""#));
+    }
+
+    #[test]
+    fn an_invalid_policy_set_makes_the_tenant_invalid() {
+        let mut t = tenant();
+        t.policies = Some("permit(principal, action, resource);".into());
+        assert!(t.validate().is_ok());
+        t.policies =
+            Some(r#"permit(principal, action == Passkey::Action::"fly", resource);"#.into());
+        let err = t.validate().unwrap_err();
+        assert!(err.starts_with("invalid policies:"), "{err}");
+    }
+
+    #[test]
     fn mismatched_tenants_are_refused() {
         let a = TenantId::new_random();
         let b = TenantId::new_random();
