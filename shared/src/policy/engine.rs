@@ -290,12 +290,32 @@ pub(super) fn evaluate(
     )
     .map_err(|e| PolicyError::Request(e.to_string()))?;
     let response = Authorizer::new().is_authorized(&request, set, &entities);
-    Ok(conclude(
+    let mut decision = conclude(
         set,
         response.decision(),
         response.diagnostics().reason(),
         response.diagnostics().errors(),
-    ))
+    );
+    if let Some(facts) = question.authenticator() {
+        name_the_authenticator(&mut decision.notices, facts);
+    }
+    Ok(decision)
+}
+
+/// `{authenticator}` in a notice becomes the model's name from the AAGUID list, or "this
+/// authenticator" for a model the list does not know.
+fn name_the_authenticator(notices: &mut [String], facts: &super::AuthenticatorFacts) {
+    const PLACEHOLDER: &str = "{authenticator}";
+    if !notices.iter().any(|n| n.contains(PLACEHOLDER)) {
+        return;
+    }
+    let name = facts
+        .aaguid
+        .and_then(|aaguid| authenticators::lookup(&aaguid))
+        .map_or("this authenticator", |model| model.name);
+    for notice in notices.iter_mut() {
+        *notice = notice.replace(PLACEHOLDER, name);
+    }
 }
 
 /// The decision and its notices. Fails closed: Cedar skips a policy whose evaluation errors

@@ -5,7 +5,8 @@
 //!
 //! A tenant without its own set uses [`default_policies`], rendered from its settings, which
 //! reproduces the behaviour from before policies. A decision carries the `@notice("…")`
-//! annotations of the policies that determined it ([`Decision::notices`]).
+//! annotations of the policies that determined it ([`Decision::notices`]); in a decision about
+//! an authenticator, `{authenticator}` in a notice names its model (AAGUID list).
 //!
 //! Sets are parsed on a tenant's first decision in a container and cached ([`engine`]); the
 //! schema is parsed only to validate a set (operators' writes), never on a decision.
@@ -229,6 +230,25 @@ impl Tenant {
             None => std::borrow::Cow::Owned(default_policies(self)),
         }
     }
+}
+
+/// Passwordless (`bypass_mfa`): may a login with `used` (one of the user's `credentials`)
+/// stand alone, without a second factor? `facts` carry `uv`, `device_trusted` and the source
+/// IP. Not asked by `authenticate-complete` yet.
+pub fn may_bypass_mfa(
+    tenant: &Tenant,
+    credentials: &[CredentialRecord],
+    used: &CredentialRecord,
+    facts: &Facts,
+) -> Result<Decision, PolicyError> {
+    let subject = Subject::new(tenant.tenant_id, used.user_id, credentials);
+    let authenticator = AuthenticatorFacts::of(used);
+    decide(
+        tenant,
+        &subject,
+        &Question::BypassMfa(&authenticator),
+        facts,
+    )
 }
 
 /// Asks the tenant's policies (parsed on first use in this container, then cached).

@@ -387,3 +387,90 @@ fn the_readme_examples_validate_and_decide_as_described() {
             .allowed
     );
 }
+
+#[test]
+fn notices_name_the_authenticator_model() {
+    let known = Uuid::parse_str("ee882879-721c-4913-9775-3dfcce97072a").unwrap();
+    let model = authenticators::lookup(&known).map(|m| m.name);
+    let mut t = tenant();
+    t.policies = Some(
+        r#"permit(principal, action, resource);
+        @notice("{authenticator} is not allowed.")
+        forbid(principal, action == Passkey::Action::"register", resource)
+          when { resource has aaguid };"#
+            .into(),
+    );
+    let s = subject(&t, &[]);
+    let mut key = AuthenticatorFacts::planned(KEY);
+    key.aaguid = Some(known);
+    let denied = ask(&t, &s, Question::Register(&key), &Facts::default());
+    assert_eq!(model, Some("YubiKey 5 Series"));
+    assert_eq!(
+        denied.notices,
+        vec!["YubiKey 5 Series is not allowed.".to_owned()]
+    );
+    key.aaguid = Some(Uuid::nil());
+    let denied = ask(&t, &s, Question::Register(&key), &Facts::default());
+    assert_eq!(
+        denied.notices,
+        vec!["this authenticator is not allowed.".to_owned()]
+    );
+}
+
+#[test]
+fn passwordless_can_be_limited_to_trusted_devices() {
+    let mut t = tenant();
+    t.policies = Some(format!(
+        r#"{}
+        @notice("Passwordless sign-in works only on a trusted device.")
+        forbid(principal, action == Passkey::Action::"bypass_mfa", resource)
+          unless {{ context has device_trusted && context.device_trusted }};"#,
+        default_policies(&t)
+    ));
+    let used = crate::store::CredentialRecord {
+        tenant_user: String::new(),
+        credential_id: crate::ids::CredentialId::from_bytes(vec![1]),
+        tenant_id: t.tenant_id,
+        user_id: UserId::new_random(),
+        method_type: PASSKEY,
+        device_name: String::new(),
+        aaguid: Uuid::nil(),
+        backup_eligible: true,
+        backup_state: true,
+        transports: vec![],
+        sign_count: 0,
+        registration_sign_count: 0,
+        counter_regressions: 0,
+        user_verified: true,
+        created_at: 0,
+        last_used_at: None,
+        use_count: 0,
+        webauthn_credential: String::new(),
+    };
+    let trusted = Facts {
+        uv: Some(true),
+        device_trusted: Some(true),
+        ..Facts::default()
+    };
+    let all = std::slice::from_ref(&used);
+    assert!(may_bypass_mfa(&t, all, &used, &trusted).unwrap().allowed);
+    let unknown = Facts {
+        device_trusted: Some(false),
+        ..trusted
+    };
+    let denied = may_bypass_mfa(&t, all, &used, &unknown).unwrap();
+    assert_eq!(
+        denied,
+        Decision {
+            allowed: false,
+            notices: vec!["Passwordless sign-in works only on a trusted device.".into()]
+        }
+    );
+    // The default set lets every passwordless login stand alone, as before policies.
+    let plain = tenant();
+    assert!(
+        may_bypass_mfa(&plain, all, &used, &unknown)
+            .unwrap()
+            .allowed
+    );
+}
