@@ -124,15 +124,20 @@ impl Caller {
     }
 
     /// May the user enroll `adding` (the tenant's `register` policy)? Refused: 403
-    /// `policy_denied` with the policies' notices.
+    /// `policy_denied` with the policies' notices. `has_backup_codes` where the endpoint read
+    /// them.
     pub fn check_registration(
         &self,
         tenant: &Tenant,
         existing: &[CredentialRecord],
+        has_backup_codes: Option<bool>,
         adding: &AuthenticatorFacts,
         facts: &Facts,
     ) -> Result<(), ApiError> {
-        let subject = Subject::new(self.tenant, self.user, existing);
+        let subject = Subject {
+            has_backup_codes,
+            ..Subject::new(self.tenant, self.user, existing)
+        };
         let decision = policy::decide(tenant, &subject, &Question::Register(adding), facts)?;
         if decision.allowed {
             return Ok(());

@@ -76,6 +76,8 @@ pub fn decide(
 pub struct SecondFactor<'a> {
     pub amr: &'a [&'a str],
     pub facts: Facts,
+    /// Whether the user has backup codes, where the completion read them.
+    pub has_backup_codes: Option<bool>,
 }
 
 /// The seed 000 response body.
@@ -166,7 +168,10 @@ pub async fn conclude(
     factor: &SecondFactor<'_>,
     now: i64,
 ) -> Result<MfaResponse, ApiError> {
-    let subject = Subject::new(tenant.tenant_id, user, credentials);
+    let subject = Subject {
+        has_backup_codes: factor.has_backup_codes,
+        ..Subject::new(tenant.tenant_id, user, credentials)
+    };
     let (outcome, notices) = decide(tenant, &subject, &factor.facts)?;
     let mut response = match outcome {
         Outcome::Enroll(method) => grant_enrollment(store, tenant, user, Some(method), now).await?,

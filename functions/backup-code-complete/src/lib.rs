@@ -145,6 +145,7 @@ async fn backup_code_complete(state: &State, req: &Request, audit: &mut Audit) -
         &SecondFactor {
             amr: &["otp", "mfa"],
             facts: Facts::of_request(req),
+            has_backup_codes: Some(true),
         },
         now,
     )

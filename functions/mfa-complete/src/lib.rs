@@ -112,6 +112,7 @@ async fn mfa_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiRes
                 uv: Some(result.user_verified()),
                 ..Facts::of_request(req)
             },
+            has_backup_codes: None,
         },
         now,
     )

@@ -184,7 +184,8 @@ async fn register_complete(state: &State, req: &Request, audit: &mut Audit) -> A
         attestation_format: attestation_format(&body.credential.response.attestation_object),
         ..AuthenticatorFacts::of(&record)
     };
-    caller.check_registration(&tenant, &existing, &attested, &facts)?;
+    let has_codes = Some(backup_codes.is_some());
+    caller.check_registration(&tenant, &existing, has_codes, &attested, &facts)?;
 
     // The audit record of the success is written with the credential (one round trip).
     let success = audit.success(now);

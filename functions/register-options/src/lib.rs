@@ -79,7 +79,7 @@ async fn register_options(state: &State, req: &Request) -> ApiResult {
             message: format!("{method} is not enabled for this tenant").into(),
         });
     }
-    caller.check_registration(&tenant, &existing, &adding, &facts)?;
+    caller.check_registration(&tenant, &existing, None, &adding, &facts)?;
 
     let started = start_registration(&tenant, &user, method, &existing)?;
     let pending = ChallengeRecord {
