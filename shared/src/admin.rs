@@ -37,6 +37,10 @@ pub enum AdminError {
     Invalid { field: &'static str, reason: String },
     #[error("{0} already exists")]
     Conflict(String),
+    /// A policy set that does not parse or validate against the shipped schema: the
+    /// parser's or validator's messages.
+    #[error("policies: {}", .0.join("; "))]
+    InvalidPolicies(Vec<String>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -123,6 +127,9 @@ pub struct TenantSettings {
     pub allow_removing_last_factor: Option<bool>,
     pub enroll_without_authenticator: Option<bool>,
     pub config_cache_secs: Option<u32>,
+    /// The tenant's Cedar policy set (validated against the shipped schema); an empty or
+    /// blank text removes it, so the default set rendered from the settings applies again.
+    pub policies: Option<String>,
 }
 
 impl TenantSettings {
@@ -150,6 +157,19 @@ impl TenantSettings {
             enroll_without_authenticator,
             config_cache_secs
         );
+        if let Some(text) = self.policies {
+            tenant.policies = (!text.trim().is_empty()).then_some(text);
+        }
+    }
+
+    /// The policy set sent, checked against the schema before anything else is.
+    fn check_policies(&self) -> Result<(), AdminError> {
+        match self.policies.as_deref().filter(|t| !t.trim().is_empty()) {
+            Some(text) => {
+                crate::policy::validate_policies(text).map_err(AdminError::InvalidPolicies)
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -172,6 +192,7 @@ pub async fn create_tenant(
     ) else {
         return Err(invalid("tenant", "name, rp_id and origins are required"));
     };
+    settings.check_policies()?;
     let mut tenant = Tenant::new(&name, &rp_id, origins, now);
     settings.apply(&mut tenant);
     tenant
@@ -188,6 +209,7 @@ pub async fn update_tenant(
     tenant_id: &TenantId,
     settings: TenantSettings,
 ) -> Result<Tenant, AdminError> {
+    settings.check_policies()?;
     let mut tenant = store
         .get_tenant(tenant_id)
         .await?

@@ -2,10 +2,11 @@
 
 use lambda_http::Request;
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode, Refusal};
 use crate::http::{bearer_token, tenant_header};
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::jwt::TokenVerifier;
+use crate::policy::{self, AuthenticatorFacts, Facts, Question, Subject};
 use crate::store::{ChallengeKind, ConsumeChallenge, CredentialRecord, SessionRecord, Store};
 use crate::tenant::{ensure_same_tenant, MethodType, Tenant};
 
@@ -56,22 +57,21 @@ impl Caller {
         }
     }
 
-    /// Whether this caller may add an authenticator now: a live session (see
-    /// [`Caller::check_session`]) and, when the user already has an authenticator, a recent
-    /// login ([`Caller::check_recent_login`]). The first enrollment and enrollment grants are
-    /// not held to the second rule.
+    /// Whether this caller may add `adding` now: a live session (see
+    /// [`Caller::check_session`]) and the tenant's `add_authenticator` policy (by default a
+    /// recent login when the user already has an authenticator; the first enrollment and
+    /// enrollment grants are not held to it).
     pub fn check_enrollment(
         &self,
         tenant: &Tenant,
         session: Option<&SessionRecord>,
         existing: &[CredentialRecord],
+        adding: &AuthenticatorFacts,
+        facts: &Facts,
         now: i64,
     ) -> Result<(), ApiError> {
         self.check_session(session, now)?;
-        if existing.is_empty() {
-            return Ok(());
-        }
-        self.check_recent_login(tenant, now)
+        self.check_change(tenant, existing, &Question::AddAuthenticator(adding), facts)
     }
 
     /// A token of a passwordless session works only while that session is live (logout or a
@@ -86,21 +86,67 @@ impl Caller {
         Ok(())
     }
 
-    /// Sensitive changes need a recent login: the token's `auth_time` within the tenant's
-    /// `reauthentication_window_secs`. Enrollment grants are single-use proofs of a login
-    /// that just happened and pass.
-    pub fn check_recent_login(&self, tenant: &Tenant, now: i64) -> Result<(), ApiError> {
-        let Proof::Token { auth_time, .. } = &self.proof else {
-            return Ok(());
-        };
-        let window = i64::from(tenant.reauthentication_window_secs);
-        match auth_time {
-            Some(at) if now.saturating_sub(*at) <= window => Ok(()),
-            _ => Err(ApiError::unauthenticated_with(
-                ErrorCode::ReauthenticationRequired,
-                "this change needs a recent login; sign in again and retry",
-            )),
+    /// The circumstances of this caller's request, for the tenant's policies: the age of the
+    /// token's login (`auth_time`; absent on tokens minted by an operator), whether an
+    /// enrollment grant stands in for a token, and the source IP.
+    pub fn facts(&self, req: &Request, now: i64) -> Facts {
+        let mut facts = Facts::of_request(req);
+        match &self.proof {
+            Proof::Token { auth_time, .. } => {
+                facts.auth_age_secs = auth_time.map(|at| now.saturating_sub(at));
+            }
+            Proof::Grant => facts.enrollment_grant = Some(true),
         }
+        facts
+    }
+
+    /// A sensitive change (adding or deleting an authenticator, regenerating backup codes):
+    /// the tenant's policies decide, by default a login within its
+    /// `reauthentication_window_secs`. Refused: 401 `reauthentication_required` with the
+    /// policies' notices. `credentials` are the user's.
+    pub fn check_change(
+        &self,
+        tenant: &Tenant,
+        credentials: &[CredentialRecord],
+        question: &Question<'_>,
+        facts: &Facts,
+    ) -> Result<(), ApiError> {
+        let subject = Subject::new(self.tenant, self.user, credentials);
+        let decision = policy::decide(tenant, &subject, question, facts)?;
+        if decision.allowed {
+            return Ok(());
+        }
+        Err(ApiError::policy_denied(
+            Refusal::Reauthenticate,
+            "this change needs a recent login; sign in again and retry",
+            decision.notices,
+        ))
+    }
+
+    /// May the user enroll `adding` (the tenant's `register` policy)? Refused: 403
+    /// `policy_denied` with the policies' notices. `has_backup_codes` where the endpoint read
+    /// them.
+    pub fn check_registration(
+        &self,
+        tenant: &Tenant,
+        existing: &[CredentialRecord],
+        has_backup_codes: Option<bool>,
+        adding: &AuthenticatorFacts,
+        facts: &Facts,
+    ) -> Result<(), ApiError> {
+        let subject = Subject {
+            has_backup_codes,
+            ..Subject::new(self.tenant, self.user, existing)
+        };
+        let decision = policy::decide(tenant, &subject, &Question::Register(adding), facts)?;
+        if decision.allowed {
+            return Ok(());
+        }
+        Err(ApiError::policy_denied(
+            Refusal::Forbidden,
+            "the tenant's policies do not allow this registration",
+            decision.notices,
+        ))
     }
 
     /// The session the token belongs to, if any.

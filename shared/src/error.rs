@@ -47,6 +47,8 @@ error_codes! {
     UserVerificationRequired => "user_verification_required",
     PossibleClonedAuthenticator => "possible_cloned_authenticator",
     TenantMismatch => "tenant_mismatch",
+    /// The tenant's Cedar policies refused the request (the body's `notices` say why).
+    PolicyDenied => "policy_denied",
     InsufficientScope => "insufficient_scope",
     /// An admin request without the IAM identity API Gateway's `AWS_IAM` authorizer adds.
     IamRequired => "iam_required",
@@ -131,6 +133,23 @@ pub enum ApiError {
     /// Anything else: logged in full, reported to the client without internals.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The tenant's policies refused the request; `notices` are the determining policies'
+    /// `@notice` annotations.
+    #[error("{message}")]
+    PolicyDenied {
+        refusal: Refusal,
+        message: Text,
+        notices: Vec<String>,
+    },
+}
+
+/// How a policy denial is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 403 `policy_denied`.
+    Forbidden,
+    /// 401 `reauthentication_required`: the change needs a more recent login.
+    Reauthenticate,
 }
 
 #[derive(Debug, Serialize)]
@@ -224,6 +243,13 @@ impl ApiError {
                 ErrorCode::SigningUnavailable,
             ),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError),
+            ApiError::PolicyDenied { refusal, .. } => match refusal {
+                Refusal::Forbidden => (StatusCode::FORBIDDEN, ErrorCode::PolicyDenied),
+                Refusal::Reauthenticate => (
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::ReauthenticationRequired,
+                ),
+            },
         }
     }
 
@@ -241,7 +267,8 @@ impl ApiError {
             | ApiError::Forbidden { message, .. }
             | ApiError::NotFound { message, .. }
             | ApiError::Conflict { message, .. }
-            | ApiError::NotImplemented { message, .. } => (message.to_string(), None),
+            | ApiError::NotImplemented { message, .. }
+            | ApiError::PolicyDenied { message, .. } => (message.to_string(), None),
             ApiError::TenantMismatch | ApiError::MethodNotAllowed { .. } => {
                 (self.to_string(), None)
             }
@@ -255,7 +282,24 @@ impl ApiError {
             code: self.code().as_str().to_owned(),
             message,
             details,
-            notices: None,
+            notices: self.notices(),
+        }
+    }
+
+    /// The `notices` of the body: a policy denial's, even when empty; nothing otherwise.
+    fn notices(&self) -> Option<Vec<String>> {
+        if let ApiError::PolicyDenied { notices, .. } = self {
+            return Some(notices.clone());
+        }
+        None
+    }
+
+    /// A policy denial answered as `refusal`.
+    pub fn policy_denied(refusal: Refusal, message: impl Into<Text>, notices: Vec<String>) -> Self {
+        ApiError::PolicyDenied {
+            refusal,
+            message: message.into(),
+            notices,
         }
     }
 }
@@ -293,6 +337,11 @@ impl From<crate::admin::AdminError> for ApiError {
             AdminError::Conflict(what) => {
                 ApiError::conflict(ErrorCode::AlreadyExists, format!("{what} already exists"))
             }
+            AdminError::InvalidPolicies(errors) => ApiError::BadRequest {
+                code: ErrorCode::InvalidRequest,
+                message: "the policy set does not validate against the schema".into(),
+                details: Some(serde_json::json!({ "field": "policies", "errors": errors })),
+            },
             AdminError::Store(err) => ApiError::from(err),
         }
     }
@@ -390,6 +439,27 @@ mod tests {
             );
         }
         assert_eq!(listed.len(), known.len(), "each code once: {listed:?}");
+    }
+
+    #[test]
+    fn policy_denials_carry_their_notices() {
+        let notices = vec!["a".to_owned(), "b".to_owned()];
+        let forbidden = ApiError::policy_denied(Refusal::Forbidden, "no", notices.clone());
+        assert_eq!(
+            (forbidden.status(), forbidden.code()),
+            (StatusCode::FORBIDDEN, ErrorCode::PolicyDenied)
+        );
+        assert_eq!(forbidden.body().notices, Some(notices));
+        let stale = ApiError::policy_denied(Refusal::Reauthenticate, "sign in", vec![]);
+        assert_eq!(
+            (stale.status(), stale.code()),
+            (
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::ReauthenticationRequired
+            )
+        );
+        let body = serde_json::to_value(stale.body()).unwrap();
+        assert_eq!(body["notices"], serde_json::json!([]));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod jwt;
 pub mod keys;
 pub mod mfa;
 pub mod passwordless;
+pub mod policy;
 pub mod secrets;
 pub mod session;
 pub mod state;

@@ -11,6 +11,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::ids::{ChallengeId, TenantId, UserId};
 use crate::jwt::Claims;
 use crate::keys::TokenSigner;
+use crate::policy::{self, Facts, Question, Subject};
 use crate::store::{ChallengeKind, ChallengeRecord, ConsumeChallenge, CredentialRecord, Store};
 use crate::tenant::{MethodType, Tenant};
 use crate::webauthn::AuthenticationState;
@@ -38,16 +39,45 @@ pub enum Outcome {
     Enroll(MethodType),
 }
 
-pub fn decide(tenant: &Tenant, credentials: &[CredentialRecord]) -> Outcome {
+/// The tenant's policies on a successful second factor: for each method type the user has no
+/// authenticator of (the tenant's `required_methods` order first), `waive_method`; the first
+/// refused is to be enrolled. Then `full_access`: refused gives a token limited to enrollment.
+/// The notices are those of the decision that shaped the outcome.
+pub fn decide(
+    tenant: &Tenant,
+    subject: &Subject,
+    facts: &Facts,
+) -> Result<(Outcome, Vec<String>), ApiError> {
     let missing = tenant
         .required_methods
         .iter()
-        .find(|m| !credentials.iter().any(|c| c.method_type == **m));
-    match missing {
-        Some(method) => Outcome::Enroll(*method),
-        None if credentials.len() < tenant.min_authenticators as usize => Outcome::SetupOnly,
-        None => Outcome::Full,
+        .chain(MethodType::ALL.iter())
+        .filter(|m| !subject.authenticators.contains(m));
+    let mut asked = Vec::with_capacity(MethodType::ALL.len());
+    for method in missing {
+        if asked.contains(method) {
+            continue;
+        }
+        asked.push(*method);
+        let waived = policy::decide(tenant, subject, &Question::WaiveMethod(*method), facts)?;
+        if !waived.allowed {
+            return Ok((Outcome::Enroll(*method), waived.notices));
+        }
     }
+    let full = policy::decide(tenant, subject, &Question::FullAccess, facts)?;
+    let outcome = match full.allowed {
+        true => Outcome::Full,
+        false => Outcome::SetupOnly,
+    };
+    Ok((outcome, full.notices))
+}
+
+/// How the second factor was proven: its RFC 8176 methods and the request's circumstances.
+pub struct SecondFactor<'a> {
+    pub amr: &'a [&'a str],
+    pub facts: Facts,
+    /// Whether the user has backup codes, where the completion read them.
+    pub has_backup_codes: Option<bool>,
 }
 
 /// The seed 000 response body.
@@ -60,6 +90,9 @@ pub struct MfaResponse {
     pub enrollment_required: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub challenge_id: Option<ChallengeId>,
+    /// The `@notice`s of the tenant policies that shaped the outcome (issue 14).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 /// Signs system JWTs; built once per cold start by the functions that issue them.
@@ -125,31 +158,39 @@ impl Minter<'_> {
     }
 }
 
-/// Applies the tenant's policy to a successful second factor and builds the response.
+/// Applies the tenant's policies to a successful second factor and builds the response.
 pub async fn conclude(
     store: &Store,
     issuer: &Minter<'_>,
     tenant: &Tenant,
     user: UserId,
     credentials: &[CredentialRecord],
-    amr: &[&str],
+    factor: &SecondFactor<'_>,
     now: i64,
 ) -> Result<MfaResponse, ApiError> {
-    match decide(tenant, credentials) {
-        Outcome::Enroll(method) => grant_enrollment(store, tenant, user, Some(method), now).await,
-        outcome @ (Outcome::SetupOnly | Outcome::Full) => {
+    let subject = Subject {
+        has_backup_codes: factor.has_backup_codes,
+        ..Subject::new(tenant.tenant_id, user, credentials)
+    };
+    let (outcome, notices) = decide(tenant, &subject, &factor.facts)?;
+    let mut response = match outcome {
+        Outcome::Enroll(method) => grant_enrollment(store, tenant, user, Some(method), now).await?,
+        Outcome::SetupOnly | Outcome::Full => {
             let setup_only = outcome == Outcome::SetupOnly;
             let scope = setup_only.then_some(MFA_SETUP_SCOPE);
-            let (token, claims) = issuer.issue(tenant, user, amr, scope, now).await?;
-            Ok(MfaResponse {
+            let (token, claims) = issuer.issue(tenant, user, factor.amr, scope, now).await?;
+            MfaResponse {
                 token: Some(token),
                 expires_at: rfc3339(claims.exp),
                 mfa_setup_required: setup_only,
                 enrollment_required: false,
                 challenge_id: None,
-            })
+                notices: Vec::new(),
+            }
         }
-    }
+    };
+    response.notices = notices;
+    Ok(response)
 }
 
 /// No token, but an enrollment grant (`enrollment_required`): for `method`, or for any method
@@ -178,6 +219,7 @@ pub async fn grant_enrollment(
         mfa_setup_required: false,
         enrollment_required: true,
         challenge_id: Some(id),
+        notices: Vec::new(),
     })
 }
 
@@ -274,18 +316,28 @@ mod tests {
     fn policy_prefers_missing_methods_then_counts() {
         let mut tenant = Tenant::new("t", "localhost", vec!["http://localhost".into()], 0);
         let key = record(MethodType::WebauthnFido);
-        assert_eq!(decide(&tenant, std::slice::from_ref(&key)), Outcome::Full);
+        let passkey = record(MethodType::WebauthnPasskey);
+        let outcome = |tenant: &Tenant, creds: &[CredentialRecord]| {
+            let subject = Subject::new(tenant.tenant_id, UserId::new_random(), creds);
+            decide(tenant, &subject, &Facts::default()).unwrap().0
+        };
+        assert_eq!(outcome(&tenant, std::slice::from_ref(&key)), Outcome::Full);
         tenant.min_authenticators = 2;
         assert_eq!(
-            decide(&tenant, std::slice::from_ref(&key)),
+            outcome(&tenant, std::slice::from_ref(&key)),
             Outcome::SetupOnly
         );
         tenant.required_methods = vec![MethodType::WebauthnPasskey];
         assert_eq!(
-            decide(&tenant, std::slice::from_ref(&key)),
+            outcome(&tenant, std::slice::from_ref(&key)),
             Outcome::Enroll(MethodType::WebauthnPasskey)
         );
-        let passkey = record(MethodType::WebauthnPasskey);
-        assert_eq!(decide(&tenant, &[key, passkey]), Outcome::Full);
+        assert_eq!(outcome(&tenant, &[key, passkey]), Outcome::Full);
+        // The tenant's order of required methods decides which is enrolled first.
+        tenant.required_methods = vec![MethodType::WebauthnFido, MethodType::WebauthnPasskey];
+        assert_eq!(
+            outcome(&tenant, &[]),
+            Outcome::Enroll(MethodType::WebauthnFido)
+        );
     }
 }

@@ -168,6 +168,12 @@ pub struct Tenant {
     /// again (0 to 300 s, default 60): a change takes up to this long to apply everywhere.
     #[serde(default = "default_config_cache_secs")]
     pub config_cache_secs: u32,
+    /// The tenant's Cedar policy set ([`crate::policy`]), validated against the shipped schema
+    /// when written. Absent: the default set rendered from `min_authenticators`,
+    /// `required_methods` and `reauthentication_window_secs` ([`crate::policy::default_policies`]),
+    /// which those settings then only feed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<String>,
     pub created_at: i64,
 }
 
@@ -192,6 +198,7 @@ impl Tenant {
             session_max_age_secs: default_session_max_age(),
             allow_removing_last_factor: false,
             config_cache_secs: default_config_cache_secs(),
+            policies: None,
             created_at,
         }
     }
@@ -254,6 +261,10 @@ impl Tenant {
         }
         if let Some(m) = self.required_methods.iter().find(|m| !self.allows(**m)) {
             return Err(format!("required method {m} is not enabled"));
+        }
+        if let Some(text) = &self.policies {
+            crate::policy::validate_policies(text)
+                .map_err(|errors| format!("invalid policies: {}", errors.join("; ")))?;
         }
         self.webauthn().map(|_| ()).map_err(|e| e.to_string())
     }
@@ -336,6 +347,33 @@ mod tests {
         let mut nothing_to_enroll = read;
         nothing_to_enroll.methods.clear();
         assert!(!nothing_to_enroll.allows_first_enrollment_from_mfa());
+    }
+
+    #[test]
+    fn tenants_stored_before_policies_read_the_default_set_of_their_settings() {
+        let mut stored = tenant();
+        stored.min_authenticators = 2;
+        stored.required_methods = vec![MethodType::WebauthnFido];
+        let mut json = serde_json::to_value(&stored).unwrap();
+        assert!(json.get("policies").is_none(), "absent, not null");
+        json.as_object_mut().unwrap().remove("policies");
+        let read: Tenant = serde_json::from_value(json).unwrap();
+        assert_eq!(read.policies, None);
+        let text = read.policy_text();
+        assert_eq!(text, crate::policy::default_policies(&read));
+        assert!(text.contains("principal.authenticator_count < 2"));
+        assert!(text.contains(r#"context.method_type == "webauthn_fido""#));
+    }
+
+    #[test]
+    fn an_invalid_policy_set_makes_the_tenant_invalid() {
+        let mut t = tenant();
+        t.policies = Some("permit(principal, action, resource);".into());
+        assert!(t.validate().is_ok());
+        t.policies =
+            Some(r#"permit(principal, action == Passkey::Action::"fly", resource);"#.into());
+        let err = t.validate().unwrap_err();
+        assert!(err.starts_with("invalid policies:"), "{err}");
     }
 
     #[test]

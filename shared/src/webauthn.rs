@@ -513,6 +513,17 @@ pub fn challenge_from_client_data(client_data_json: &[u8]) -> Result<String, Api
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// The attestation statement format (`fmt`: `packed`, `none`, …) of an attestation object.
+pub fn attestation_format(attestation_object: &[u8]) -> Option<String> {
+    let Ok(serde_cbor_2::Value::Map(map)) = serde_cbor_2::from_slice(attestation_object) else {
+        return None;
+    };
+    map.into_iter().find_map(|(k, v)| match (k, v) {
+        (serde_cbor_2::Value::Text(k), serde_cbor_2::Value::Text(v)) if k == "fmt" => Some(v),
+        _ => None,
+    })
+}
+
 /// The authenticator model id (AAGUID) from an attestation object; nil when absent.
 pub fn aaguid(attestation_object: &[u8]) -> Uuid {
     const AT_FLAG: u8 = 0x40;
@@ -601,5 +612,6 @@ mod tests {
     #[test]
     fn aaguid_of_garbage_is_nil() {
         assert_eq!(aaguid(b"not cbor"), Uuid::nil());
+        assert_eq!(attestation_format(b"not cbor"), None);
     }
 }

@@ -21,7 +21,8 @@ use shared::http::{
     json_body, json_response, optional_tenant_header, request_id, respond, ApiResult,
 };
 use shared::ids::{TenantId, UserId};
-use shared::mfa::{conclude, consume_mfa_challenge, parse_challenge_id, TokenIssuer};
+use shared::mfa::{conclude, consume_mfa_challenge, parse_challenge_id, SecondFactor, TokenIssuer};
+use shared::policy::Facts;
 use shared::state::Common;
 use shared::store::{slot_for, BackupCodesRecord, FailedCode, Redemption, Store};
 use tracing::{instrument, Span};
@@ -120,7 +121,11 @@ async fn backup_code_complete(state: &State, req: &Request, audit: &mut Audit) -
         &tenant,
         user_id,
         &credentials,
-        &["otp", "mfa"],
+        &SecondFactor {
+            amr: &["otp", "mfa"],
+            facts: Facts::of_request(req),
+            has_backup_codes: Some(true),
+        },
         now,
     )
     .await?;

@@ -3,11 +3,12 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use shared::account::{account, regenerate_backup_codes};
+use shared::account::{account_and, regenerate_backup_codes};
 use shared::audit::{Audit, AuditEvent};
 use shared::codes::BackupCodeHasher;
 use shared::config::ConfigError;
 use shared::http::{json_response, request_id, respond, ApiResult};
+use shared::policy::Question;
 use shared::state::Common;
 use tracing::instrument;
 
@@ -37,9 +38,17 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
 async fn regenerate(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let common = &state.common;
     let now = common.now();
-    let account = account(common, req, now).await?;
+    let (account, credentials) = account_and(common, req, now, |store, caller| async move {
+        Ok(store.list_credentials(&caller.tenant, &caller.user).await?)
+    })
+    .await?;
     account.audit(audit, "backup_codes".to_owned());
-    account.caller.check_recent_login(&account.tenant, now)?;
+    account.caller.check_change(
+        &account.tenant,
+        &credentials,
+        &Question::RegenerateBackupCodes,
+        &account.caller.facts(req, now),
+    )?;
     let codes = regenerate_backup_codes(
         &common.store,
         &state.backup_codes,

@@ -8,6 +8,7 @@ use serde_json::json;
 use shared::account::{account_and, credential_id_param, delete_credential};
 use shared::audit::{Audit, AuditEvent};
 use shared::http::{json_response, request_id, respond, ApiResult};
+use shared::policy::{AuthenticatorFacts, Question};
 use tracing::instrument;
 
 pub use shared::state::Common as State;
@@ -29,7 +30,16 @@ async fn delete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     .await?;
     account.audit(audit, id.to_base64url());
     audit.credential = Some(id.clone());
-    account.caller.check_recent_login(&account.tenant, now)?;
+    let target = listed
+        .iter()
+        .find(|c| c.credential_id == id)
+        .map_or_else(AuthenticatorFacts::default, AuthenticatorFacts::of);
+    account.caller.check_change(
+        &account.tenant,
+        &listed,
+        &Question::DeleteAuthenticator(&target),
+        &account.caller.facts(req, now),
+    )?;
     let deleted = delete_credential(&state.store, &account, &id, listed, now, audit).await?;
     Ok(json_response(
         StatusCode::OK,

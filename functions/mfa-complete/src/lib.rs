@@ -11,7 +11,8 @@ use shared::http::{
     json_body, json_response, optional_tenant_header, request_id, respond, ApiResult,
 };
 use shared::ids::CredentialId;
-use shared::mfa::{conclude, consume_mfa_challenge, parse_challenge_id, MfaCeremony};
+use shared::mfa::{conclude, consume_mfa_challenge, parse_challenge_id, MfaCeremony, SecondFactor};
+use shared::policy::Facts;
 use shared::store::{ChallengeRecord, CredentialRecord, Store, UseOutcome};
 use shared::webauthn::webauthn_rs_proto::PublicKeyCredential;
 use shared::webauthn::{
@@ -105,7 +106,14 @@ async fn mfa_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiRes
         tenant,
         challenge.user_id,
         &ceremony.credentials,
-        &amr,
+        &SecondFactor {
+            amr: &amr,
+            facts: Facts {
+                uv: Some(result.user_verified()),
+                ..Facts::of_request(req)
+            },
+            has_backup_codes: None,
+        },
         now,
     )
     .await?;

@@ -12,6 +12,7 @@ use shared::codes::{self, BackupCodeHasher, BACKUP_CODE_COUNT};
 use shared::config::ConfigError;
 use shared::error::{found, ApiError, ErrorCode};
 use shared::http::{json_body, json_response, request_id, respond, ApiResult};
+use shared::policy::AuthenticatorFacts;
 use shared::state::Common;
 use shared::store::{
     AuditRecord, BackupCodesRecord, ChallengeKind, ChallengeRecord, ConsumeChallenge,
@@ -20,8 +21,8 @@ use shared::store::{
 use shared::tenant::MethodType;
 use shared::webauthn::webauthn_rs_proto::RegisterPublicKeyCredential;
 use shared::webauthn::{
-    challenge_from_client_data, credential_record, finish_registration, presented_credential_id,
-    AttestationRejected, NewCredential, RegistrationState,
+    attestation_format, challenge_from_client_data, credential_record, finish_registration,
+    presented_credential_id, AttestationRejected, NewCredential, RegistrationState,
 };
 use tracing::{instrument, Span};
 
@@ -146,7 +147,9 @@ async fn register_complete(state: &State, req: &Request, audit: &mut Audit) -> A
     });
     audit.target = Some(presented_id.to_base64url());
     audit.credential = Some(presented_id.clone());
-    caller.check_enrollment(&tenant, session.as_ref(), &existing, now)?;
+    let facts = caller.facts(req, now);
+    let adding = AuthenticatorFacts::planned(method);
+    caller.check_enrollment(&tenant, session.as_ref(), &existing, &adding, &facts, now)?;
 
     let state_data: RegistrationState =
         serde_json::from_str(pending.state.as_deref().unwrap_or_default())
@@ -176,6 +179,13 @@ async fn register_complete(state: &State, req: &Request, audit: &mut Audit) -> A
         &credential,
         &body.credential.response.attestation_object,
     )?;
+    // The attested authenticator, before anything is stored.
+    let attested = AuthenticatorFacts {
+        attestation_format: attestation_format(&body.credential.response.attestation_object),
+        ..AuthenticatorFacts::of(&record)
+    };
+    let has_codes = Some(backup_codes.is_some());
+    caller.check_registration(&tenant, &existing, has_codes, &attested, &facts)?;
 
     // The audit record of the success is written with the credential (one round trip).
     let success = audit.success(now);

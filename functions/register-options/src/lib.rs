@@ -8,6 +8,7 @@ use shared::auth::{authenticate, enrollment_grant, has_authorization, Accepts};
 use shared::config::ConfigError;
 use shared::error::{found, ApiError, ErrorCode};
 use shared::http::{json_response, query_param, request_id, respond, ApiResult};
+use shared::policy::AuthenticatorFacts;
 use shared::state::Common;
 use shared::store::{ChallengeKind, ChallengeRecord};
 use shared::tenant::MethodType;
@@ -69,13 +70,16 @@ async fn register_options(state: &State, req: &Request) -> ApiResult {
         "the tenant does not exist",
     )?;
     let user = found(user, ErrorCode::UserNotFound, "the user does not exist")?;
-    caller.check_enrollment(&tenant, session.as_ref(), &existing, now)?;
+    let adding = AuthenticatorFacts::planned(method);
+    let facts = caller.facts(req, now);
+    caller.check_enrollment(&tenant, session.as_ref(), &existing, &adding, &facts, now)?;
     if !tenant.allows(method) {
         return Err(ApiError::NotImplemented {
             code: ErrorCode::MethodNotEnabled,
             message: format!("{method} is not enabled for this tenant").into(),
         });
     }
+    caller.check_registration(&tenant, &existing, None, &adding, &facts)?;
 
     let started = start_registration(&tenant, &user, method, &existing)?;
     let pending = ChallengeRecord {

@@ -224,7 +224,8 @@ const CALLS: &[(&str, Calls)] = &[
             (SECRET, PEPPER),
             (GET, "TenantsTable"),
             (GET, "SessionsTable"),
-            (PUT, "BackupCodesTable"), // replace_backup_codes
+            (QUERY, "CredentialsTable"), // list_credentials: the tenant policy's principal
+            (PUT, "BackupCodesTable"),   // replace_backup_codes
             (PUT, "AuditTable"),
         ],
     ),

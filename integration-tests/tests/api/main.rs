@@ -20,6 +20,7 @@ mod kms;
 mod lifecycle;
 mod mfa;
 mod passwordless;
+mod policies;
 mod registration;
 mod round_trips;
 mod single_use;

@@ -127,13 +127,15 @@ async fn a_passkey_login_returns_the_seed_body_and_records_session_device_creden
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 
     // Exactly the seed's body.
-    let top: Vec<&str> = reply
+    let mut top: Vec<&str> = reply
         .body
         .as_object()
         .unwrap()
         .keys()
         .map(String::as_str)
         .collect();
+    // Sorted: serde_json keeps insertion order (cedar-policy turns on `preserve_order`).
+    top.sort_unstable();
     assert_eq!(top, ["data", "message", "success"]);
     assert_eq!(reply.body["success"], true);
     assert_eq!(reply.body["message"], "WebAuthn authentication successful");

@@ -1,0 +1,529 @@
+//! Issue 14: tenant policies in Cedar decide registration, the MFA outcome and sensitive
+//! account changes; their `@notice`s reach the responses. Real soft authenticators over the
+//! handlers, a policy set per tenant.
+
+use authctl::{run, Cli, Context};
+use clap::Parser;
+use lambda_http::http::StatusCode;
+use serde_json::{json, Value};
+use shared::policy::default_policies;
+use shared::tenant::Tenant;
+use uuid::Uuid;
+
+use crate::harness::{admin, me, settings, Authenticator, Reply, TestApp};
+
+const PASSKEY: &str = "webauthn_passkey";
+const FIDO: &str = "webauthn_fido";
+const CREDENTIAL: &str = "/v1/users/me/mfa/webauthn/credentials/{credential_id}";
+const CREDENTIALS: &str = "/v1/users/me/mfa/webauthn/credentials";
+const CODES: &str = "/v1/users/me/mfa/backup_codes";
+const TENANT: &str = "/v1/admin/tenants/{tenant_id}";
+const ARN: &str = "arn:aws:sts::123456789012:assumed-role/operator/tests";
+
+/// The tenant's default set plus `extra`.
+fn with_default(tenant: &Tenant, extra: &str) -> String {
+    format!("{}\n{extra}", default_policies(tenant))
+}
+
+/// A tenant whose set is its default plus `extra`.
+async fn app_with(extra: &'static str) -> TestApp {
+    TestApp::with_tenant(|t| t.policies = Some(with_default(t, extra))).await
+}
+
+fn notices(reply: &Reply) -> Vec<String> {
+    serde_json::from_value(reply.body["notices"].clone()).unwrap_or_default()
+}
+
+async fn stored_credentials(app: &TestApp) -> usize {
+    app.store
+        .list_credentials(&app.tenant.tenant_id, &app.user.user_id)
+        .await
+        .unwrap()
+        .len()
+}
+
+/// The AAGUID the soft security key attests (read from a registration in its own tenant).
+async fn soft_key_aaguid() -> Uuid {
+    let app = TestApp::new().await;
+    let reply = app
+        .enroll(&mut Authenticator::security_key(), FIDO, "Key")
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let stored = app
+        .store
+        .list_credentials(&app.tenant.tenant_id, &app.user.user_id)
+        .await
+        .unwrap();
+    stored[0].aaguid
+}
+
+#[tokio::test]
+async fn a_blocked_aaguid_is_refused_at_completion_and_nothing_is_stored() {
+    let blocked = soft_key_aaguid().await;
+    let policy = format!(
+        r#"@id("block_model")
+        @notice("This authenticator model is not allowed here.")
+        forbid(principal, action == Passkey::Action::"register", resource)
+          when {{ resource has aaguid && resource.aaguid == "{blocked}" }};"#
+    );
+    let app = TestApp::with_tenant(|t| t.policies = Some(with_default(t, &policy))).await;
+    // At options the model is not known yet: allowed.
+    let reply = app
+        .enroll(&mut Authenticator::security_key(), FIDO, "Key")
+        .await;
+    reply.assert_error(StatusCode::FORBIDDEN, "policy_denied");
+    assert_eq!(
+        notices(&reply),
+        vec!["This authenticator model is not allowed here."]
+    );
+    assert_eq!(stored_credentials(&app).await, 0);
+    let codes = app
+        .store
+        .get_backup_codes(&app.tenant.tenant_id, &app.user.user_id)
+        .await
+        .unwrap();
+    assert!(codes.is_none(), "no backup codes either");
+    // Another model (the soft passkey) is allowed by the same set.
+    let allowed = app
+        .enroll(&mut Authenticator::passkey(), PASSKEY, "Phone")
+        .await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.body);
+    assert_eq!(stored_credentials(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_method_type_can_be_refused_at_the_options_step() {
+    let app = app_with(
+        r#"@id("no_passkeys")
+        @notice("Passkeys are not allowed for this tenant.")
+        forbid(principal, action == Passkey::Action::"register", resource)
+          when { context has method_type && context.method_type == "webauthn_passkey" };"#,
+    )
+    .await;
+    let headers = app.auth_headers(&app.token());
+    let refused = app.register_options(&headers, Some(PASSKEY)).await;
+    refused.assert_error(StatusCode::FORBIDDEN, "policy_denied");
+    assert_eq!(
+        notices(&refused),
+        vec!["Passkeys are not allowed for this tenant."]
+    );
+    let allowed = app.register_options(&headers, Some(FIDO)).await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.body);
+}
+
+const REFUSE_PACKED: &str = r#"@id("no_packed")
+        @notice("Authenticators with packed attestation are not allowed.")
+        forbid(principal, action == Passkey::Action::"register", resource)
+          when { context has attestation_format && context.attestation_format == "packed" };"#;
+
+#[tokio::test]
+async fn an_attestation_format_can_be_refused() {
+    let app = app_with(REFUSE_PACKED).await;
+    // The soft security key attests with `packed`: refused at completion (the options step
+    // does not know the format yet).
+    let key = app
+        .enroll(&mut Authenticator::security_key(), FIDO, "Key")
+        .await;
+    key.assert_error(StatusCode::FORBIDDEN, "policy_denied");
+    assert_eq!(
+        notices(&key),
+        vec!["Authenticators with packed attestation are not allowed."]
+    );
+    assert_eq!(stored_credentials(&app).await, 0);
+    // Refusing another format lets it through.
+    let other = TestApp::with_tenant(|t| {
+        t.policies = Some(with_default(
+            t,
+            &REFUSE_PACKED.replace("\"packed\"", "\"tpm\""),
+        ))
+    })
+    .await;
+    let key = other
+        .enroll(&mut Authenticator::security_key(), FIDO, "Key")
+        .await;
+    assert_eq!(key.status, StatusCode::OK, "{}", key.body);
+}
+
+#[tokio::test]
+async fn the_default_set_explains_a_setup_only_token() {
+    let app = TestApp::with_tenant(|t| t.min_authenticators = 2).await;
+    let mut key = Authenticator::security_key();
+    assert_eq!(
+        app.enroll(&mut key, FIDO, "Key").await.status,
+        StatusCode::OK
+    );
+    let reply = app.mfa_login(&app.user, &mut key).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["mfa_setup_required"], true);
+    assert_eq!(
+        notices(&reply),
+        vec!["Register at least 2 authenticators for full access."]
+    );
+    // Allowed: a second authenticator, a full token and no notice.
+    assert_eq!(
+        app.enroll(&mut Authenticator::passkey(), PASSKEY, "Phone")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let reply = app.mfa_login(&app.user, &mut key).await;
+    assert_eq!(reply.body["mfa_setup_required"], false);
+    assert!(reply.body.get("notices").is_none(), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn a_full_access_policy_decides_the_token() {
+    let app = app_with(
+        r#"@id("keys_for_full_access")
+        @notice("Full access needs a security key.")
+        forbid(principal, action == Passkey::Action::"full_access", resource)
+          when { principal.security_key_count == 0 };"#,
+    )
+    .await;
+    let mut passkey = Authenticator::passkey();
+    assert_eq!(
+        app.enroll(&mut passkey, PASSKEY, "Phone").await.status,
+        StatusCode::OK
+    );
+    let reply = app.mfa_login(&app.user, &mut passkey).await;
+    assert_eq!(reply.body["mfa_setup_required"], true, "{}", reply.body);
+    assert_eq!(notices(&reply), vec!["Full access needs a security key."]);
+    let mut key = Authenticator::security_key();
+    assert_eq!(
+        app.enroll(&mut key, FIDO, "Key").await.status,
+        StatusCode::OK
+    );
+    let reply = app.mfa_login(&app.user, &mut key).await;
+    assert_eq!(reply.body["mfa_setup_required"], false, "{}", reply.body);
+    assert!(reply.body["token"].is_string());
+}
+
+#[tokio::test]
+async fn a_refused_waiver_is_an_enrollment_grant_with_the_notice() {
+    let app = app_with(
+        r#"@id("fido_after_backup_codes")
+        @notice("Add a security key before you use backup codes again.")
+        forbid(principal, action == Passkey::Action::"waive_method", resource)
+          when { context has method_type && context.method_type == "webauthn_fido" };"#,
+    )
+    .await;
+    let first = app
+        .enroll(&mut Authenticator::passkey(), PASSKEY, "Phone")
+        .await;
+    let code = first.body["codes"][0].as_str().unwrap().to_owned();
+    // Through the backup-code completion as well as the WebAuthn one.
+    let challenge = app.mfa_challenge(&app.user).await;
+    let reply = app.backup_code(&challenge, &code).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["enrollment_required"], true);
+    assert_eq!(reply.body["token"], Value::Null);
+    assert_eq!(
+        notices(&reply),
+        vec!["Add a security key before you use backup codes again."]
+    );
+    // The default (no such forbid) waives it: a full token.
+    let plain = TestApp::new().await;
+    let mut passkey = Authenticator::passkey();
+    assert_eq!(
+        plain.enroll(&mut passkey, PASSKEY, "Phone").await.status,
+        StatusCode::OK
+    );
+    let reply = plain.mfa_login(&plain.user, &mut passkey).await;
+    assert_eq!(reply.body["enrollment_required"], false);
+    assert!(reply.body["token"].is_string());
+}
+
+#[tokio::test]
+async fn the_default_set_explains_a_required_method() {
+    let app = TestApp::with_tenant(|t| {
+        t.required_methods = vec![shared::tenant::MethodType::WebauthnFido]
+    })
+    .await;
+    let mut passkey = Authenticator::passkey();
+    assert_eq!(
+        app.enroll(&mut passkey, PASSKEY, "Phone").await.status,
+        StatusCode::OK
+    );
+    let reply = app.mfa_login(&app.user, &mut passkey).await;
+    assert_eq!(reply.body["enrollment_required"], true, "{}", reply.body);
+    assert_eq!(
+        notices(&reply),
+        vec!["This tenant requires a security key (webauthn_fido)."]
+    );
+}
+
+/// Headers of a token whose login was `age` seconds ago.
+fn login_aged(app: &TestApp, age: i64) -> Vec<(String, String)> {
+    let mut claims = app.claims_for(&app.user);
+    claims.auth_time = Some(app.clock_now() - age);
+    app.auth_headers(&app.key.sign(&claims).unwrap())
+}
+
+#[tokio::test]
+async fn sensitive_changes_carry_the_window_notice() {
+    let app = TestApp::new().await;
+    let mut key = Authenticator::security_key();
+    assert_eq!(
+        app.enroll(&mut key, FIDO, "Key").await.status,
+        StatusCode::OK
+    );
+    let stale = login_aged(&app, 601);
+    let window = "This change needs a sign-in within the last 600 seconds.";
+    let refused = me(&app, "POST", CODES, &[], &stale, None).await;
+    refused.assert_error(StatusCode::UNAUTHORIZED, "reauthentication_required");
+    assert_eq!(notices(&refused), vec![window]);
+    let adding = app.register_options(&stale, Some(PASSKEY)).await;
+    adding.assert_error(StatusCode::UNAUTHORIZED, "reauthentication_required");
+    assert_eq!(
+        notices(&adding),
+        vec!["Adding an authenticator needs a sign-in within the last 600 seconds."]
+    );
+    let listed = me(&app, "GET", CREDENTIALS, &[], &stale, None).await;
+    let id = listed.body["credentials"][0]["credential_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = me(
+        &app,
+        "DELETE",
+        CREDENTIAL,
+        &[("credential_id", &id)],
+        &stale,
+        None,
+    )
+    .await;
+    refused.assert_error(StatusCode::UNAUTHORIZED, "reauthentication_required");
+    assert_eq!(notices(&refused), vec![window]);
+    // Allowed: a login within the window.
+    let recent = login_aged(&app, 600);
+    let fresh = me(&app, "POST", CODES, &[], &recent, None).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
+}
+
+#[tokio::test]
+async fn a_tenant_can_shorten_the_window_for_deletions_only() {
+    let app = app_with(
+        r#"@id("quick_deletes")
+        @notice("Deleting an authenticator needs a sign-in within the last minute.")
+        forbid(principal, action == Passkey::Action::"delete_authenticator", resource)
+          unless { context has auth_age_secs && context.auth_age_secs <= 60 };"#,
+    )
+    .await;
+    let (mut passkey, mut key) = (Authenticator::passkey(), Authenticator::security_key());
+    assert_eq!(
+        app.enroll(&mut passkey, PASSKEY, "Phone").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.enroll(&mut key, FIDO, "Key").await.status,
+        StatusCode::OK
+    );
+    let listed = me(
+        &app,
+        "GET",
+        CREDENTIALS,
+        &[],
+        &app.auth_headers(&app.token()),
+        None,
+    )
+    .await;
+    let id = listed.body["credentials"][0]["credential_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let two_minutes = login_aged(&app, 120);
+    let refused = me(
+        &app,
+        "DELETE",
+        CREDENTIAL,
+        &[("credential_id", &id)],
+        &two_minutes,
+        None,
+    )
+    .await;
+    refused.assert_error(StatusCode::UNAUTHORIZED, "reauthentication_required");
+    assert_eq!(
+        notices(&refused),
+        vec!["Deleting an authenticator needs a sign-in within the last minute."]
+    );
+    // Regenerating codes keeps the default window.
+    let codes = me(&app, "POST", CODES, &[], &two_minutes, None).await;
+    assert_eq!(codes.status, StatusCode::OK, "{}", codes.body);
+    let deleted = me(
+        &app,
+        "DELETE",
+        CREDENTIAL,
+        &[("credential_id", &id)],
+        &login_aged(&app, 30),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+}
+
+#[tokio::test]
+async fn the_admin_api_validates_policies_and_stores_only_valid_sets() {
+    let app = TestApp::new().await;
+    let id = app.tenant.tenant_id.to_string();
+    let params = [("tenant_id", id.as_str())];
+    let patch = |policies: &str| {
+        admin(
+            &app,
+            Some(ARN),
+            "PATCH",
+            TENANT,
+            &params,
+            &[],
+            Some(json!({ "policies": policies })),
+        )
+    };
+    let refused = patch(
+        r#"@id("unguarded") forbid(principal, action == Passkey::Action::"register", resource)
+        when { resource.aaguid == "x" };"#,
+    )
+    .await;
+    refused.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(refused.body["details"]["field"], "policies");
+    let errors = refused.body["details"]["errors"].as_array().unwrap();
+    assert!(
+        errors[0].as_str().unwrap().contains("unguarded"),
+        "{errors:?}"
+    );
+    let stored = app.store.get_tenant(&app.tenant.tenant_id).await.unwrap();
+    assert_eq!(stored.unwrap().policies, None);
+
+    let set = with_default(
+        &app.tenant,
+        r#"@notice("No security keys here.")
+        forbid(principal, action == Passkey::Action::"register", resource)
+          when { resource.method_type == "webauthn_fido" };"#,
+    );
+    let changed = patch(&set).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(changed.body["policies"], set.as_str());
+    let refused = app
+        .register_options(&app.auth_headers(&app.token()), Some(FIDO))
+        .await;
+    refused.assert_error(StatusCode::FORBIDDEN, "policy_denied");
+    assert_eq!(notices(&refused), vec!["No security keys here."]);
+    // An empty set goes back to the default.
+    let reset = patch("").await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    assert!(reset.body.get("policies").is_none());
+}
+
+async fn authctl(ctx: &Context, args: &[&str]) -> Result<Value, String> {
+    let cli = Cli::try_parse_from(std::iter::once("authctl").chain(args.iter().copied()))
+        .map_err(|e| e.to_string())?;
+    run(cli.command, ctx).await
+}
+
+#[tokio::test]
+async fn authctl_sets_gets_and_tests_policies() {
+    let app = TestApp::new().await;
+    let ctx = Context {
+        store: app.store.clone(),
+        token_settings: settings(),
+        kms_signing_key: None,
+        signing_key_pem: None,
+    };
+    let dir = std::env::temp_dir().join(format!("authctl-policy-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let tenant = app.tenant.tenant_id.to_string();
+    let got = authctl(&ctx, &["tenant", "policy", "get", "--tenant", &tenant])
+        .await
+        .unwrap();
+    assert_eq!(got["default"], true);
+    assert_eq!(got["policies"], default_policies(&app.tenant).as_str());
+
+    let bad = file(
+        "bad.cedar",
+        r#"permit(principal, action == Passkey::Action::"fly", resource);"#,
+    );
+    let err = authctl(
+        &ctx,
+        &[
+            "tenant", "policy", "set", "--tenant", &tenant, "--file", &bad,
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("fly"), "{err}");
+    let still = authctl(&ctx, &["tenant", "policy", "get", "--tenant", &tenant])
+        .await
+        .unwrap();
+    assert_eq!(still["default"], true);
+
+    let trusted = with_default(
+        &app.tenant,
+        r#"@notice("Passwordless sign-in works only on a trusted device.")
+        forbid(principal, action == Passkey::Action::"bypass_mfa", resource)
+          unless { context has device_trusted && context.device_trusted };"#,
+    );
+    let good = file("good.cedar", &trusted);
+    let request = file(
+        "request.json",
+        r#"{"action": "bypass_mfa", "user": {"authenticators": ["webauthn_passkey"]},
+            "authenticator": {"method_type": "webauthn_passkey"}, "context": {"uv": true}}"#,
+    );
+    // Tested without saving…
+    let tested = authctl(
+        &ctx,
+        &[
+            "tenant",
+            "policy",
+            "test",
+            "--tenant",
+            &tenant,
+            "--file",
+            &good,
+            "--request",
+            &request,
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(tested["allowed"], false);
+    assert_eq!(
+        tested["notices"],
+        json!(["Passwordless sign-in works only on a trusted device."])
+    );
+    let current = authctl(
+        &ctx,
+        &[
+            "tenant",
+            "policy",
+            "test",
+            "--tenant",
+            &tenant,
+            "--request",
+            &request,
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(current["allowed"], true);
+    assert_eq!(
+        authctl(&ctx, &["tenant", "policy", "get", "--tenant", &tenant])
+            .await
+            .unwrap()["default"],
+        true
+    );
+    // …then stored.
+    let set = authctl(
+        &ctx,
+        &[
+            "tenant", "policy", "set", "--tenant", &tenant, "--file", &good,
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(set["default"], false);
+    assert_eq!(set["policies"], trusted.as_str());
+    let _ = std::fs::remove_dir_all(&dir);
+}
