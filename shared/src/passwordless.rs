@@ -35,6 +35,28 @@ pub fn unknown_user() -> UserId {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct LoginCeremony {
     pub auth: Option<AuthenticationState>,
+    /// The device `begin` was asked from and whether the user had logged in from it before
+    /// (e-mail logins): a completion from the same device is from a trusted device (the
+    /// `device_trusted` fact of the tenant's `bypass_mfa` policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<KnownDevice>,
+}
+
+/// A device fingerprint hash and whether the user had a trusted device record for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownDevice {
+    pub hash: String,
+    pub trusted: bool,
+}
+
+impl LoginCeremony {
+    /// Whether a completion from the device hashed `hash` is from a device the user had
+    /// logged in from before `begin`.
+    pub fn device_trusted(&self, hash: &str) -> bool {
+        self.device
+            .as_ref()
+            .is_some_and(|d| d.trusted && d.hash == hash)
+    }
 }
 
 /// Whom an e-mail address names.

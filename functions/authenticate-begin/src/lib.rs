@@ -13,14 +13,16 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 use shared::config::ConfigError;
+use shared::device::fingerprint;
 use shared::error::{ApiError, ErrorCode};
 use shared::http::{
-    json_body, optional_tenant_header, request_id, respond_v1, tenant_header, v1_ok, ApiResult,
+    client_info, json_body, optional_tenant_header, request_id, respond_v1, tenant_header, v1_ok,
+    ApiResult,
 };
 use shared::ids::UserId;
 use shared::passwordless::{
     concealed_options, parse_email, resolve_user, tenant_not_found, unknown_user, ConcealmentKey,
-    LoginCeremony,
+    KnownDevice, LoginCeremony,
 };
 use shared::state::Common;
 use shared::store::{ChallengeKind, ChallengeRecord, CredentialRecord};
@@ -120,10 +122,15 @@ async fn for_email(state: &State, req: &Request, email: &str) -> Result<Begun, A
     if let Some(user) = login.known() {
         span.record("user_id", tracing::field::display(user.user_id));
     }
-    // For a concealed user this reads the (empty) stand-in key: the same work as a real one.
-    let credentials = store
-        .list_credentials(&tenant.tenant_id, &login.user_id())
-        .await?;
+    // For a concealed user this reads the (empty) stand-in keys: the same work as a real one.
+    // Beside the credentials: whether the user has logged in from this device before.
+    let client = client_info(req);
+    let device = fingerprint(req, &tenant.tenant_id, client.user_agent.as_deref());
+    let user_id = login.user_id();
+    let (credentials, trusted) = tokio::try_join!(
+        store.list_credentials(&tenant.tenant_id, &user_id),
+        store.device_trusted(&tenant.tenant_id, &user_id, &device.hash),
+    )?;
     if credentials.is_empty() {
         if !tenant.conceal_unknown_users {
             return Err(ApiError::not_found(
@@ -134,7 +141,10 @@ async fn for_email(state: &State, req: &Request, email: &str) -> Result<Begun, A
         // A known user without credentials looks exactly like an unknown one.
         return Ok(Begun {
             options: concealed_options(&state.concealment, tenant, email)?,
-            ceremony: LoginCeremony { auth: None },
+            ceremony: LoginCeremony {
+                auth: None,
+                device: None,
+            },
             user_id: unknown_user(),
             credentials: None,
             tenant: tenant.clone(),
@@ -145,6 +155,10 @@ async fn for_email(state: &State, req: &Request, email: &str) -> Result<Begun, A
         options: started.options,
         ceremony: LoginCeremony {
             auth: Some(started.state),
+            device: Some(KnownDevice {
+                hash: device.hash,
+                trusted,
+            }),
         },
         user_id: login.user_id(),
         credentials: Some(credentials),
@@ -169,6 +183,7 @@ async fn usernameless(state: &State, req: &Request) -> Result<Begun, ApiError> {
         options: started.options,
         ceremony: LoginCeremony {
             auth: Some(started.state),
+            device: None,
         },
         user_id: unknown_user(),
         credentials: None,

@@ -8,8 +8,9 @@
 //! delete that returns it (its expiry is then checked by the code). The e-mail login's credential comes from the snapshot
 //! `begin` kept with the challenge. Then, with no store call: the challenge's tenant, user and
 //! expiry; the assertion (signature, client data, RP id, origin, user verification, backup
-//! eligibility) and user handle; the device fingerprint; an access token (the system JWT) and
-//! an opaque refresh token. Second: one transaction records the credential's use (its counter
+//! eligibility) and user handle; the device fingerprint; the tenant's `bypass_mfa` policy (may
+//! this login stand alone? `403 POLICY_DENIED` with notices if not); an access token (the
+//! system JWT) and an opaque refresh token. Second: one transaction records the credential's use (its counter
 //! judged against the live value, and failing if it was deleted meanwhile), trusts the device,
 //! opens the session and writes the audit record. Every attempt spends the challenge it named.
 //! On a tenant that conceals unknown users, every failure after the lookup is the same answer
@@ -18,15 +19,17 @@
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use shared::audit::{Audit, AuditEvent};
-use shared::device::fingerprint;
-use shared::error::{ApiError, ErrorCode};
+use shared::device::{fingerprint, DeviceFingerprint};
+use shared::error::{ApiError, ErrorCode, Refusal};
 use shared::http::{
-    json_body, optional_tenant_header, request_id, respond_v1, tenant_header, v1_ok, ApiResult,
+    client_info, json_body, optional_tenant_header, request_id, respond_v1, tenant_header, v1_ok,
+    ApiResult,
 };
 use shared::ids::{CredentialId, SessionId, TenantId, UserId};
 use shared::passwordless::{
     parse_email, resolve_user, tenant_not_found, unknown_user, LoginCeremony, LoginUser,
 };
+use shared::policy::{may_bypass_mfa, Facts};
 use shared::session::{access_token, new_refresh_token, TokenData};
 use shared::store::{
     ChallengeKind, ChallengeRecord, CredentialRecord, DeviceSighting, LoginCommit,
@@ -177,33 +180,67 @@ async fn complete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult 
     // 1. Together: the user (by e-mail, or by the assertion's user handle) and the challenge,
     //    consumed. Both always run, so every attempt spends the challenge it named.
     let (login, challenge) = tokio::join!(
-        claim(store, &attempt, header, now),
+        claim(store, req, &attempt, header, now),
         store.take_challenge(&attempt.key, ChallengeKind::Login),
     );
     let (login, challenge) = (login?, challenge?);
     let tenant = login.tenant();
     span.record("tenant_id", tracing::field::display(tenant.tenant_id));
+    let device = device_of(req, tenant);
+    audit.device_hash = Some(device.hash.clone());
 
     // 2–4. The challenge's ceremony, the credential, the assertion: no store call.
-    let verified = match verify(&login, challenge, &attempt, audit, now)? {
+    let verified = match verify(&login, challenge, &attempt, &device, audit, now)? {
         Ok(verified) => verified,
         Err(failure) => return Err(refusal(tenant, failure)),
     };
     span.record("user_id", tracing::field::display(verified.user.user_id));
+    may_stand_alone(req, tenant, &verified)?;
     // 5–10. One transaction.
-    open_session(state, req, tenant, &verified, audit, now).await
+    open_session(state, req, tenant, &verified, &device, audit, now).await
+}
+
+/// The device fingerprint of the request (README, Device fingerprint).
+fn device_of(req: &Request, tenant: &Tenant) -> DeviceFingerprint {
+    let client = client_info(req);
+    fingerprint(req, &tenant.tenant_id, client.user_agent.as_deref())
+}
+
+/// The tenant's `bypass_mfa` policy: may this verified login stand alone, without a second
+/// factor? A denial is 403 `POLICY_DENIED` with the policies' notices; the challenge is spent
+/// and nothing else is written.
+fn may_stand_alone(req: &Request, tenant: &Tenant, verified: &Verified) -> Result<(), ApiError> {
+    let facts = Facts {
+        uv: Some(verified.result.user_verified()),
+        device_trusted: Some(verified.device_trusted),
+        ..Facts::of_request(req)
+    };
+    let decision = may_bypass_mfa(tenant, &verified.credentials, &verified.credential, &facts)?;
+    if decision.allowed {
+        return Ok(());
+    }
+    tracing::info!(
+        event = "passwordless_policy_denied",
+        "the tenant's policy requires a second factor"
+    );
+    Err(ApiError::policy_denied(
+        Refusal::Forbidden,
+        "this tenant's policy does not allow this login without a second factor",
+        decision.notices,
+    ))
 }
 
 /// The user lookup: by e-mail, or (usernameless) by the assertion's user handle.
 async fn claim(
     store: &Store,
+    req: &Request,
     attempt: &Attempt,
     header: Option<TenantId>,
     now: i64,
 ) -> Result<Claim, ApiError> {
     match (&attempt.email, header) {
         (Some(email), header) => Ok(Claim::Email(resolve_user(store, header, email, now).await?)),
-        (None, Some(tenant_id)) => usernameless(store, tenant_id, attempt, now).await,
+        (None, Some(tenant_id)) => usernameless(store, req, tenant_id, attempt, now).await,
         (None, None) => Err(completion_failed(ApiError::invalid_field(
             "X-Tenant-ID",
             "a usernameless login needs the X-Tenant-ID header",
@@ -217,12 +254,14 @@ enum Claim {
     /// snapshot `begin` kept with the challenge.
     Email(LoginUser),
     /// Usernameless: the tenant `X-Tenant-ID` names and the user id in the assertion's user
-    /// handle (nil without one); `user` is `None` when no user of the tenant has that id, and
-    /// `credential` when that user has no credential with the presented id.
+    /// handle (nil without one); `user` is `None` when no user of the tenant has that id.
+    /// `credentials` are that user's, and `device_trusted` whether they have logged in from
+    /// this request's device before.
     Handle {
         tenant: Tenant,
         user: Option<UserRecord>,
-        credential: Option<Box<CredentialRecord>>,
+        credentials: Vec<CredentialRecord>,
+        device_trusted: bool,
     },
 }
 
@@ -256,45 +295,51 @@ impl Claim {
         }
     }
 
-    /// The registered credential the assertion names: from the challenge's snapshot (e-mail
-    /// login) or as read beside the user (usernameless). The login transaction checks that it
-    /// still exists and judges its counter against the live value.
-    fn credential(
-        &self,
-        challenge: &ChallengeRecord,
-        presented: &CredentialId,
-    ) -> Option<CredentialRecord> {
+    /// The user's registered credentials: the challenge's snapshot (e-mail login) or as read
+    /// beside the user (usernameless). The login transaction checks that the one used still
+    /// exists and judges its counter against the live value.
+    fn credentials(&self, challenge: &mut ChallengeRecord) -> Vec<CredentialRecord> {
         match self {
-            Claim::Email(_) => challenge
-                .credentials
-                .iter()
-                .flatten()
-                .find(|c| &c.credential_id == presented)
-                .cloned(),
-            Claim::Handle { credential, .. } => credential.as_deref().cloned(),
+            Claim::Email(_) => challenge.credentials.take().unwrap_or_default(),
+            Claim::Handle { credentials, .. } => credentials.clone(),
+        }
+    }
+
+    /// Whether the user has logged in from the request's device before: as `begin` found it,
+    /// if this is the device `begin` was asked from (e-mail login), or as read beside the user
+    /// (usernameless).
+    fn device_trusted(&self, ceremony: &LoginCeremony, device: &DeviceFingerprint) -> bool {
+        match self {
+            Claim::Email(_) => ceremony.device_trusted(&device.hash),
+            Claim::Handle { device_trusted, .. } => *device_trusted,
         }
     }
 }
 
 /// The usernameless claim: `X-Tenant-ID` is required (the tenant's RP issued the challenge),
-/// and the user handle names the user within it; the user and the presented credential are
-/// read together.
+/// and the user handle names the user within it; the user, their credentials and this
+/// device's record are read together.
 async fn usernameless(
     store: &Store,
+    req: &Request,
     tenant_id: TenantId,
     attempt: &Attempt,
     now: i64,
 ) -> Result<Claim, ApiError> {
     let user_id = user_handle(&attempt.body.credential).map_or_else(unknown_user, UserId::from);
-    let (tenant, user, credential) = tokio::try_join!(
+    let client = client_info(req);
+    let device = fingerprint(req, &tenant_id, client.user_agent.as_deref());
+    let (tenant, user, credentials, device_trusted) = tokio::try_join!(
         store.tenant(&tenant_id, now),
         store.get_user(&tenant_id, &user_id),
-        store.get_credential(&tenant_id, &user_id, &attempt.presented),
+        store.list_credentials(&tenant_id, &user_id),
+        store.device_trusted(&tenant_id, &user_id, &device.hash),
     )?;
     Ok(Claim::Handle {
         tenant: tenant.ok_or_else(tenant_not_found)?,
         user,
-        credential: credential.map(Box::new),
+        credentials,
+        device_trusted,
     })
 }
 
@@ -303,6 +348,9 @@ struct Verified {
     user: UserRecord,
     credential: CredentialRecord,
     result: AuthenticationResult,
+    /// All of the user's credentials (the policy's view of the user).
+    credentials: Vec<CredentialRecord>,
+    device_trusted: bool,
 }
 
 /// Verifies the assertion against the consumed challenge (`None`: missing or already used).
@@ -312,11 +360,12 @@ fn verify(
     login: &Claim,
     challenge: Option<ChallengeRecord>,
     attempt: &Attempt,
+    device: &DeviceFingerprint,
     audit: &mut Audit,
     now: i64,
 ) -> Result<Result<Verified, LoginFailure>, ApiError> {
     let tenant = login.tenant();
-    let Some(challenge) = challenge.filter(|c| c.tenant_id == tenant.tenant_id) else {
+    let Some(mut challenge) = challenge.filter(|c| c.tenant_id == tenant.tenant_id) else {
         return Ok(Err(LoginFailure::ChallengeNotFound));
     };
     // The challenge, a record this service wrote, establishes the tenant: the attempt is filed.
@@ -333,7 +382,12 @@ fn verify(
     if challenge.expires_at <= now {
         return Ok(Err(LoginFailure::ChallengeNotFound));
     }
-    let credential = login.credential(&challenge, &attempt.presented);
+    let credentials = login.credentials(&mut challenge);
+    let credential = credentials
+        .iter()
+        .find(|c| c.credential_id == attempt.presented)
+        .cloned();
+    let device_trusted = login.device_trusted(&ceremony, device);
     let (Some(credential), Some(user), Some(auth)) = (credential, login.known(), ceremony.auth)
     else {
         return Ok(Err(LoginFailure::Rejected(
@@ -350,6 +404,8 @@ fn verify(
         user: user.clone(),
         credential,
         result,
+        credentials,
+        device_trusted,
     }))
 }
 
@@ -359,6 +415,7 @@ async fn open_session(
     req: &Request,
     tenant: &Tenant,
     verified: &Verified,
+    device: &DeviceFingerprint,
     audit: &mut Audit,
     now: i64,
 ) -> ApiResult {
@@ -366,11 +423,10 @@ async fn open_session(
         user,
         credential,
         result,
+        ..
     } = verified;
     let used = credential_use(credential, result, now);
     let client = audit.client.clone();
-    let device = fingerprint(req, &tenant.tenant_id, client.user_agent.as_deref());
-    audit.device_hash = Some(device.hash.clone());
 
     let session_id = SessionId::new_random();
     let refresh = new_refresh_token(&session_id)?;

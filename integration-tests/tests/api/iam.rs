@@ -134,6 +134,7 @@ const CALLS: &[(&str, Calls)] = &[
             (QUERY, "UsersTable/index/email-index"),
             (BATCH_GET, "TenantsTable"), // resolve_user without it: get_tenants
             (QUERY, "CredentialsTable"),
+            (GET, "DevicesTable"),    // device_trusted (bypass_mfa's fact)
             (PUT, "ChallengesTable"), // put_challenge (pending login)
         ],
     ),
@@ -147,7 +148,9 @@ const CALLS: &[(&str, Calls)] = &[
             (BATCH_GET, "TenantsTable"),
             (GET, "UsersTable"),          // usernameless: the user by handle
             (DELETE, "ChallengesTable"),  // the consume, beside the user lookup
-            (GET, "CredentialsTable"),    // usernameless get_credential; use_failure
+            (QUERY, "CredentialsTable"),  // usernameless: the user's credentials
+            (GET, "CredentialsTable"),    // use_failure
+            (GET, "DevicesTable"),        // usernameless: device_trusted
             (UPDATE, "CredentialsTable"), // login transaction: the credential's use
             (UPDATE, "DevicesTable"),     // login transaction: the device
             (PUT, "SessionsTable"),       // login transaction: the session

@@ -527,3 +527,101 @@ async fn authctl_sets_gets_and_tests_policies() {
     assert_eq!(set["policies"], trusted.as_str());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The README's third example: passwordless logins stand alone only from a device the user
+/// has logged in from before.
+const TRUSTED_DEVICES_ONLY: &str = r#"@id("trusted_devices_only")
+@notice("Passwordless sign-in needs a device you have signed in from before; use your second factor.")
+forbid(principal, action == Passkey::Action::"bypass_mfa", resource)
+  unless { context has device_trusted && context.device_trusted };"#;
+
+async fn sessions(app: &TestApp) -> usize {
+    app.store
+        .list_sessions(&app.tenant.tenant_id, &app.user.user_id, 100)
+        .await
+        .unwrap()
+        .len()
+}
+
+/// Passwordless `bypass_mfa`: allowed by the default set (the device becomes trusted); once the
+/// tenant allows it only from trusted devices, the same device still logs in and another one
+/// (another fingerprint) gets 403 `POLICY_DENIED` with the forbid's notice, its challenge spent
+/// and no session opened.
+#[tokio::test]
+async fn passwordless_stands_alone_only_as_the_tenant_policy_allows() {
+    let app = TestApp::new().await;
+    let mut passkey = Authenticator::passkey();
+    let enrolled = app.enroll(&mut passkey, PASSKEY, "Laptop").await;
+    assert_eq!(enrolled.status, StatusCode::OK, "{}", enrolled.body);
+    let first = app.passwordless_login(&app.user, &mut passkey, &[]).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(sessions(&app).await, 1);
+
+    let id = app.tenant.tenant_id.to_string();
+    let set = with_default(&app.tenant, TRUSTED_DEVICES_ONLY);
+    let patched = admin(
+        &app,
+        Some(ARN),
+        "PATCH",
+        TENANT,
+        &[("tenant_id", id.as_str())],
+        &[],
+        Some(json!({ "policies": set })),
+    )
+    .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+
+    // The device of the first login (no fingerprint header: its user agent) is trusted.
+    let again = app.passwordless_login(&app.user, &mut passkey, &[]).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(sessions(&app).await, 2);
+
+    // Another device: a fingerprint header on both begin and complete.
+    let other = vec![(
+        "x-device-fingerprint".to_owned(),
+        r#"{"screen":"390x844","platform":"iPhone"}"#.to_owned(),
+    )];
+    let mut headers = app.tenant_headers();
+    headers.extend(other.clone());
+    let begun = app.login_begin(&headers, &app.user.email).await;
+    assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
+    let credential = passkey
+        .authenticate(&begun.body["data"]["options"], crate::harness::ORIGIN)
+        .unwrap();
+    let denied = app
+        .login_complete(&headers, &app.user.email, &credential)
+        .await;
+    denied.assert_v1_error(StatusCode::FORBIDDEN, "POLICY_DENIED");
+    assert_eq!(
+        notices(&denied),
+        vec![
+            "Passwordless sign-in needs a device you have signed in from before; use your second factor."
+        ]
+    );
+    assert_eq!(sessions(&app).await, 2);
+    // The challenge was spent with the refusal.
+    app.login_complete(&headers, &app.user.email, &credential)
+        .await
+        .assert_v1_error(StatusCode::NOT_FOUND, "CHALLENGE_NOT_FOUND");
+}
+
+/// Usernameless logins ask the same policy; their device is read beside the user.
+#[tokio::test]
+async fn a_usernameless_login_from_an_unknown_device_is_refused_by_the_policy() {
+    let app = app_with(TRUSTED_DEVICES_ONLY).await;
+    let mut passkey = Authenticator::resident_passkey();
+    let enrolled = app.enroll(&mut passkey, PASSKEY, "Phone").await;
+    assert_eq!(enrolled.status, StatusCode::OK, "{}", enrolled.body);
+    let begun = app
+        .login_begin_raw(&app.tenant_headers(), "{}".to_owned())
+        .await;
+    assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
+    let credential = passkey
+        .authenticate(&begun.body["data"]["options"], crate::harness::ORIGIN)
+        .unwrap();
+    let body = json!({ "credential": credential }).to_string();
+    let denied = app.login_complete_raw(&app.tenant_headers(), body).await;
+    denied.assert_v1_error(StatusCode::FORBIDDEN, "POLICY_DENIED");
+    assert_eq!(notices(&denied).len(), 1);
+    assert_eq!(sessions(&app).await, 0);
+}

@@ -86,6 +86,28 @@ impl DeviceSighting {
 }
 
 impl Store {
+    /// Whether the user has a trusted device record for `device_hash` (a login from it
+    /// succeeded before).
+    pub async fn device_trusted(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        device_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(&self.tables().devices)
+            .key("tenant_user", s(tenant_user_key(tenant, user)))
+            .key("device_hash", s(device_hash))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        let record: Option<DeviceRecord> = out.item.map(super::from_item).transpose()?;
+        Ok(record.is_some_and(|d| d.trusted))
+    }
+
     /// A user's trusted devices.
     pub async fn list_devices(
         &self,
