@@ -116,27 +116,8 @@ impl Store {
         &self,
         expect: ConsumeChallenge<'_>,
     ) -> Result<Option<ChallengeRecord>, StoreError> {
-        let write = consume_write(&expect);
-        match self
-            .client()
-            .delete_item()
-            .table_name(&self.tables().challenges)
-            .set_key(Some(write.key))
-            .return_values(ReturnValue::AllOld)
-            .set_condition_expression(write.condition)
-            .set_expression_attribute_names(Some(write.names))
-            .set_expression_attribute_values(Some(write.values))
-            .send()
+        self.delete_challenge_returning(consume_write(&expect))
             .await
-            .map_err(classify)
-        {
-            Ok(out) => match out.attributes {
-                Some(item) if !item.is_empty() => from_item(item).map(Some),
-                _ => Err(StoreError::Corrupt("delete returned no old item".into())),
-            },
-            Err(StoreError::ConditionFailed) => Ok(None),
-            Err(other) => Err(other),
-        }
     }
 
     /// Deletes the challenge of `kind` under `key` and returns it, expired or not (the caller
@@ -147,15 +128,28 @@ impl Store {
         key: &str,
         kind: ChallengeKind,
     ) -> Result<Option<ChallengeRecord>, StoreError> {
+        let mut write = Write::new(Item::from([("challenge_key".to_owned(), s(key))]))
+            .name("#kind", "kind")
+            .value(":kind", s(kind.as_str()));
+        write.condition = Some("attribute_exists(challenge_key) AND #kind = :kind".into());
+        self.delete_challenge_returning(write).await
+    }
+
+    /// The conditional delete both take a challenge with: the item as it was, or `None` when
+    /// the condition failed (nothing was deleted).
+    async fn delete_challenge_returning(
+        &self,
+        write: Write,
+    ) -> Result<Option<ChallengeRecord>, StoreError> {
         match self
             .client()
             .delete_item()
             .table_name(&self.tables().challenges)
-            .key("challenge_key", s(key))
+            .set_key(Some(write.key))
             .return_values(ReturnValue::AllOld)
-            .condition_expression("attribute_exists(challenge_key) AND #kind = :kind")
-            .expression_attribute_names("#kind", "kind")
-            .expression_attribute_values(":kind", s(kind.as_str()))
+            .set_condition_expression(write.condition)
+            .set_expression_attribute_names(Some(write.names))
+            .set_expression_attribute_values(Some(write.values))
             .send()
             .await
             .map_err(classify)
