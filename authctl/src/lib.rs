@@ -210,6 +210,24 @@ pub enum UserCommand {
         email: String,
         #[arg(long = "display-name")]
         display_name: String,
+        /// A group the user is in (`principal.groups` in the tenant's policies); repeat it.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    /// Changes the user's display name or groups.
+    Update {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        user: UserId,
+        #[arg(long = "display-name")]
+        display_name: Option<String>,
+        /// The user's groups, replacing the current ones; repeat it.
+        #[arg(long = "group", conflicts_with = "clear_groups")]
+        groups: Vec<String>,
+        /// Takes the user out of every group.
+        #[arg(long = "clear-groups")]
+        clear_groups: bool,
     },
     /// Erases the user: credentials, backup codes, sessions, devices, pending challenges and
     /// the user record (audit records are kept). Safe to run again if interrupted.
@@ -444,12 +462,36 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             tenant,
             email,
             display_name,
+            groups,
         }) => {
-            let user =
-                shared::admin::create_user(&ctx.store, &tenant, &email, &display_name, now, None)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            let new = shared::admin::NewUser {
+                email: &email,
+                display_name: &display_name,
+                groups: &groups,
+            };
+            let user = shared::admin::create_user(&ctx.store, &tenant, &new, now, None)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(json!({ "user_id": user.user_id }))
+        }
+        Command::User(UserCommand::Update {
+            tenant,
+            user,
+            display_name,
+            groups,
+            clear_groups,
+        }) => {
+            let groups = (clear_groups || !groups.is_empty()).then_some(groups.as_slice());
+            let user = shared::admin::update_user(
+                &ctx.store,
+                &tenant,
+                &user,
+                display_name.as_deref(),
+                groups,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok(shared::admin::user_view(&user))
         }
         Command::User(UserCommand::Delete { tenant, user }) => {
             let erased = shared::admin::delete_user(&ctx.store, &tenant, &user, now)

@@ -31,6 +31,7 @@ fn passkey_assertion(c: &mut Criterion) {
         display_name: "Bench".into(),
         created_at: 0,
         deleted_at: None,
+        groups: Vec::new(),
     };
     let origin = Url::parse(ORIGIN).unwrap();
     let mut authenticator = SoftPasskey::new(true);

@@ -49,6 +49,33 @@ fn decisions(c: &mut Criterion) {
             .unwrap()
         })
     });
+    // A tenant's own set that reads the source IP (Cedar builds an `ip` value for it).
+    let mut office = tenant.clone();
+    office.policies = Some(format!(
+        "{}\n@id(\"office_only\")\n@notice(\"Passwordless works from the office network only.\")\n\
+         forbid(principal, action == Passkey::Action::\"bypass_mfa\", resource)\n  \
+         unless {{ context has source_ip && context.source_ip.isInRange(ip(\"192.0.2.0/24\")) }};",
+        default_policies(&tenant)
+    ));
+    let used = AuthenticatorFacts {
+        id: "credential".into(),
+        ..key.clone()
+    };
+    decide(&office, &subject, &Question::BypassMfa(&used), &facts).unwrap();
+    c.bench_function(
+        "policy decision: bypass_mfa, a set reading source_ip",
+        |b| {
+            b.iter(|| {
+                decide(
+                    &office,
+                    &subject,
+                    black_box(&Question::BypassMfa(&used)),
+                    &facts,
+                )
+                .unwrap()
+            })
+        },
+    );
     let text = default_policies(&tenant);
     c.bench_function("policy first parse: default set", |b| {
         b.iter(|| black_box(&text).parse::<cedar_policy::PolicySet>().unwrap())

@@ -81,6 +81,7 @@ fn main() {
         display_name: "Bench".into(),
         created_at: 0,
         deleted_at: None,
+        groups: Vec::new(),
     };
     let origin = Url::parse(ORIGIN).unwrap();
     let mut authenticator = SoftPasskey::new(true);

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::audit::Audit;
 use crate::ids::{ChallengeId, CredentialId, SessionId, TenantId, UserId};
 use crate::store::{
-    normalise_email, DeleteCredentialOutcome, Erased, SessionRecord, Store, StoreError, UserRecord,
+    normalise_email, DeleteCredentialOutcome, Erased, SessionRecord, Store, StoreError,
+    UserChanges, UserRecord,
 };
 use crate::tenant::{MethodType, Tenant, UserVerification};
 
@@ -52,15 +53,57 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> AdminError {
     }
 }
 
+/// Most groups a user may be in, and the longest group name.
+pub const MAX_GROUPS: usize = 32;
+pub const MAX_GROUP_CHARS: usize = 64;
+
+/// A user's groups as stored: trimmed, sorted, without duplicates; each 1 to 64 characters of
+/// letters, digits and `_ - . : @ /`, at most 32.
+pub fn normalise_groups(groups: &[String]) -> Result<Vec<String>, AdminError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_-.:@/".contains(c);
+    if groups.len() > MAX_GROUPS {
+        return Err(invalid("groups", "at most 32 groups"));
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for group in groups {
+        let group = group.trim();
+        if group.is_empty()
+            || group.chars().count() > MAX_GROUP_CHARS
+            || !group.chars().all(allowed)
+        {
+            return Err(invalid(
+                "groups",
+                "each group is 1 to 64 characters of letters, digits and _ - . : @ /",
+            ));
+        }
+        out.push(group.to_owned());
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// A new user: what an operator sends to create one.
+#[derive(Clone, Copy, Debug)]
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub groups: &'a [String],
+}
+
 /// A new user of `tenant`: the address normalised and unique within the tenant.
 pub async fn create_user(
     store: &Store,
     tenant: &TenantId,
-    email: &str,
-    display_name: &str,
+    new: &NewUser<'_>,
     now: i64,
     mut audit: Option<&mut Audit>,
 ) -> Result<UserRecord, AdminError> {
+    let NewUser {
+        email,
+        display_name,
+        groups,
+    } = *new;
     let email = normalise_email(email);
     if !email.contains('@') || email.chars().count() > MAX_EMAIL_CHARS {
         return Err(invalid(
@@ -72,6 +115,7 @@ pub async fn create_user(
     if display_name.is_empty() || display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
         return Err(invalid("display_name", "1 to 200 characters are required"));
     }
+    let groups = normalise_groups(groups)?;
     let (found, taken) = tokio::try_join!(
         store.tenant(tenant, now),
         store.find_user_by_email_in_tenant(tenant, &email),
@@ -89,6 +133,7 @@ pub async fn create_user(
         display_name: display_name.to_owned(),
         created_at: now,
         deleted_at: None,
+        groups,
     };
     // The tenant is established; the audit record is written with the user.
     let record = audit.as_mut().and_then(|a| {
@@ -232,21 +277,34 @@ pub fn user_view(user: &UserRecord) -> serde_json::Value {
         "email": user.email,
         "display_name": user.display_name,
         "created_at": crate::clock::rfc3339(user.created_at),
+        "groups": user.groups,
     })
 }
 
-/// Changes a user's display name (the same limits as at creation).
-pub async fn rename_user(
+/// Changes a user's display name and groups (the same limits as at creation); `None` keeps
+/// the current value.
+pub async fn update_user(
     store: &Store,
     tenant: &TenantId,
     user: &UserId,
-    display_name: &str,
+    display_name: Option<&str>,
+    groups: Option<&[String]>,
 ) -> Result<UserRecord, AdminError> {
-    let display_name = display_name.trim();
-    if display_name.is_empty() || display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+    let display_name = display_name.map(str::trim);
+    if display_name
+        .is_some_and(|name| name.is_empty() || name.chars().count() > MAX_DISPLAY_NAME_CHARS)
+    {
         return Err(invalid("display_name", "1 to 200 characters are required"));
     }
-    if !store.rename_user(tenant, user, display_name).await? {
+    if display_name.is_none() && groups.is_none() {
+        return Err(invalid("display_name", "send display_name, groups or both"));
+    }
+    let groups = groups.map(normalise_groups).transpose()?;
+    let changes = UserChanges {
+        display_name,
+        groups: groups.as_deref(),
+    };
+    if !store.update_user(tenant, user, &changes).await? {
         return Err(AdminError::NotFound(Missing::User));
     }
     store
@@ -271,11 +329,11 @@ pub async fn create_mfa_challenge(
         store.get_user(tenant, user),
         store.list_credentials(tenant, user),
     )?;
-    if found.is_none() {
+    let Some(found) = found else {
         return Err(AdminError::NotFound(Missing::User));
-    }
+    };
     let id = store
-        .create_mfa_challenge(tenant, user, credentials, now, ttl_secs)
+        .create_mfa_challenge(tenant, user, credentials, found.groups, now, ttl_secs)
         .await?;
     Ok((id, now + ttl_secs))
 }

@@ -6,8 +6,8 @@ use crate::error::{ApiError, ErrorCode, Refusal};
 use crate::http::{bearer_token, tenant_header};
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::jwt::TokenVerifier;
-use crate::policy::{self, AuthenticatorFacts, Facts, Question, Subject};
-use crate::store::{ChallengeKind, ConsumeChallenge, CredentialRecord, SessionRecord, Store};
+use crate::policy::{self, AuthenticatorFacts, Facts, Question, Subject, UserFacts};
+use crate::store::{ChallengeKind, ConsumeChallenge, SessionRecord, Store};
 use crate::tenant::{ensure_same_tenant, MethodType, Tenant};
 
 /// The scope of a restricted token that may only enroll MFA methods.
@@ -65,13 +65,13 @@ impl Caller {
         &self,
         tenant: &Tenant,
         session: Option<&SessionRecord>,
-        existing: &[CredentialRecord],
+        user: &UserFacts<'_>,
         adding: &AuthenticatorFacts,
         facts: &Facts,
         now: i64,
     ) -> Result<(), ApiError> {
         self.check_session(session, now)?;
-        self.check_change(tenant, existing, &Question::AddAuthenticator(adding), facts)
+        self.check_change(tenant, user, &Question::AddAuthenticator(adding), facts)
     }
 
     /// A token of a passwordless session works only while that session is live (logout or a
@@ -103,15 +103,15 @@ impl Caller {
     /// A sensitive change (adding or deleting an authenticator, regenerating backup codes):
     /// the tenant's policies decide, by default a login within its
     /// `reauthentication_window_secs`. Refused: 401 `reauthentication_required` with the
-    /// policies' notices. `credentials` are the user's.
+    /// policies' notices. `user` is what the endpoint read of the caller.
     pub fn check_change(
         &self,
         tenant: &Tenant,
-        credentials: &[CredentialRecord],
+        user: &UserFacts<'_>,
         question: &Question<'_>,
         facts: &Facts,
     ) -> Result<(), ApiError> {
-        let subject = Subject::new(self.tenant, self.user, credentials);
+        let subject = Subject::of(self.tenant, self.user, user);
         let decision = policy::decide(tenant, &subject, question, facts)?;
         if decision.allowed {
             return Ok(());
@@ -124,20 +124,16 @@ impl Caller {
     }
 
     /// May the user enroll `adding` (the tenant's `register` policy)? Refused: 403
-    /// `policy_denied` with the policies' notices. `has_backup_codes` where the endpoint read
-    /// them.
+    /// `policy_denied` with the policies' notices. `user` is what the endpoint read of the
+    /// caller.
     pub fn check_registration(
         &self,
         tenant: &Tenant,
-        existing: &[CredentialRecord],
-        has_backup_codes: Option<bool>,
+        user: &UserFacts<'_>,
         adding: &AuthenticatorFacts,
         facts: &Facts,
     ) -> Result<(), ApiError> {
-        let subject = Subject {
-            has_backup_codes,
-            ..Subject::new(self.tenant, self.user, existing)
-        };
+        let subject = Subject::of(self.tenant, self.user, user);
         let decision = policy::decide(tenant, &subject, &Question::Register(adding), facts)?;
         if decision.allowed {
             return Ok(());

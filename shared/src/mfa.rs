@@ -11,7 +11,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::ids::{ChallengeId, TenantId, UserId};
 use crate::jwt::Claims;
 use crate::keys::TokenSigner;
-use crate::policy::{self, Facts, Question, Subject};
+use crate::policy::{self, Facts, Question, Subject, UserFacts};
 use crate::store::{ChallengeKind, ChallengeRecord, ConsumeChallenge, CredentialRecord, Store};
 use crate::tenant::{MethodType, Tenant};
 use crate::webauthn::AuthenticationState;
@@ -78,6 +78,9 @@ pub struct SecondFactor<'a> {
     pub facts: Facts,
     /// Whether the user has backup codes, where the completion read them.
     pub has_backup_codes: Option<bool>,
+    /// The user's groups as the MFA challenge kept them (`None` on a challenge from before
+    /// challenges kept them).
+    pub groups: Option<&'a [String]>,
 }
 
 /// The seed 000 response body.
@@ -168,10 +171,12 @@ pub async fn conclude(
     factor: &SecondFactor<'_>,
     now: i64,
 ) -> Result<MfaResponse, ApiError> {
-    let subject = Subject {
+    let read = UserFacts {
+        credentials,
+        groups: factor.groups,
         has_backup_codes: factor.has_backup_codes,
-        ..Subject::new(tenant.tenant_id, user, credentials)
     };
+    let subject = Subject::of(tenant.tenant_id, user, &read);
     let (outcome, notices) = decide(tenant, &subject, &factor.facts)?;
     let mut response = match outcome {
         Outcome::Enroll(method) => grant_enrollment(store, tenant, user, Some(method), now).await?,

@@ -1,11 +1,12 @@
-//! `POST /v1/admin/tenants/{tenant_id}/users` `{"email", "display_name"}` (IAM): creates a user;
+//! `POST /v1/admin/tenants/{tenant_id}/users` `{"email", "display_name", "groups"?}` (IAM):
+//! creates a user;
 //! the address is normalised and unique within the tenant (409 `already_exists`). Audited.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::admin::create_user;
 use shared::admin::user_view;
+use shared::admin::{create_user, NewUser};
 use shared::admin_http::{iam_caller, tenant_param};
 use shared::audit::{Audit, AuditEvent};
 use shared::http::{json_body, json_response, request_id, respond, ApiResult};
@@ -17,6 +18,8 @@ pub use shared::admin_http::AdminState as State;
 struct CreateRequest {
     email: String,
     display_name: String,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 #[instrument(skip_all, fields(request_id = %request_id(&req)))]
@@ -38,8 +41,11 @@ async fn create(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let user = create_user(
         &state.common.store,
         &tenant,
-        &body.email,
-        &body.display_name,
+        &NewUser {
+            email: &body.email,
+            display_name: &body.display_name,
+            groups: &body.groups,
+        },
         now,
         Some(&mut filed),
     )

@@ -1,10 +1,11 @@
-//! `PATCH /v1/admin/tenants/{tenant_id}/users/{user_id}` `{"display_name"}` (IAM): renames the
-//! user (1–200 characters). The e-mail address is not changed here.
+//! `PATCH /v1/admin/tenants/{tenant_id}/users/{user_id}` `{"display_name"?, "groups"?}` (IAM):
+//! renames the user (1–200 characters) or replaces their groups (the tenant's policies read
+//! them as `principal.groups`; at least one field). The e-mail address is not changed here.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::admin::rename_user;
+use shared::admin::update_user;
 use shared::admin::user_view;
 use shared::admin_http::{iam_caller, tenant_param, user_param};
 use shared::http::{json_body, json_response, request_id, respond, ApiResult};
@@ -15,7 +16,8 @@ pub use shared::admin_http::AdminState as State;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateRequest {
-    display_name: String,
+    display_name: Option<String>,
+    groups: Option<Vec<String>>,
 }
 
 #[instrument(skip_all, fields(request_id = %request_id(&req)))]
@@ -27,6 +29,13 @@ async fn update(state: &State, req: &Request) -> ApiResult {
     iam_caller(state, req)?;
     let (tenant, user) = (tenant_param(req)?, user_param(req)?);
     let body: UpdateRequest = json_body(req)?;
-    let user = rename_user(&state.common.store, &tenant, &user, &body.display_name).await?;
+    let user = update_user(
+        &state.common.store,
+        &tenant,
+        &user,
+        body.display_name.as_deref(),
+        body.groups.as_deref(),
+    )
+    .await?;
     Ok(json_response(StatusCode::OK, &user_view(&user)))
 }

@@ -99,6 +99,7 @@ async fn begin(state: &State, req: &Request) -> ApiResult {
             state: Some(state_json),
             grant: None,
             credentials,
+            groups: None,
             created_at: now,
             expires_at: now + i64::from(tenant.challenge_timeout_secs),
         })

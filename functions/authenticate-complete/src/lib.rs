@@ -29,7 +29,7 @@ use shared::ids::{CredentialId, SessionId, TenantId, UserId};
 use shared::passwordless::{
     parse_email, resolve_user, tenant_not_found, unknown_user, LoginCeremony, LoginUser,
 };
-use shared::policy::{may_bypass_mfa, Facts};
+use shared::policy::{may_bypass_mfa, Facts, UserFacts};
 use shared::session::{access_token, new_refresh_token, TokenData};
 use shared::store::{
     ChallengeKind, ChallengeRecord, CredentialRecord, DeviceSighting, LoginCommit,
@@ -215,7 +215,8 @@ fn may_stand_alone(req: &Request, tenant: &Tenant, verified: &Verified) -> Resul
         device_trusted: Some(verified.device_trusted),
         ..Facts::of_request(req)
     };
-    let decision = may_bypass_mfa(tenant, &verified.credentials, &verified.credential, &facts)?;
+    let user = UserFacts::new(&verified.credentials, &verified.user.groups);
+    let decision = may_bypass_mfa(tenant, &user, &verified.credential, &facts)?;
     if decision.allowed {
         return Ok(());
     }

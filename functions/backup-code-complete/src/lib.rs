@@ -107,6 +107,7 @@ async fn backup_code_complete(state: &State, req: &Request, audit: &mut Audit) -
         "the tenant does not exist",
     )?;
     audit.tenant(&tenant);
+    let groups = challenge.groups;
     let credentials = match challenge.credentials {
         Some(credentials) => credentials,
         // A challenge made before challenges kept the credentials.
@@ -125,6 +126,7 @@ async fn backup_code_complete(state: &State, req: &Request, audit: &mut Audit) -
             amr: &["otp", "mfa"],
             facts: Facts::of_request(req),
             has_backup_codes: Some(true),
+            groups: groups.as_deref(),
         },
         now,
     )

@@ -8,7 +8,7 @@ use shared::audit::{Audit, AuditEvent};
 use shared::codes::BackupCodeHasher;
 use shared::config::ConfigError;
 use shared::http::{json_response, request_id, respond, ApiResult};
-use shared::policy::Question;
+use shared::policy::{Question, UserFacts};
 use shared::state::Common;
 use tracing::instrument;
 
@@ -38,14 +38,19 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
 async fn regenerate(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let common = &state.common;
     let now = common.now();
-    let (account, credentials) = account_and(common, req, now, |store, caller| async move {
-        Ok(store.list_credentials(&caller.tenant, &caller.user).await?)
-    })
-    .await?;
+    let (account, (credentials, user)) =
+        account_and(common, req, now, |store, caller| async move {
+            Ok(tokio::try_join!(
+                store.list_credentials(&caller.tenant, &caller.user),
+                store.get_user(&caller.tenant, &caller.user),
+            )?)
+        })
+        .await?;
+    let groups = user.map(|u| u.groups).unwrap_or_default();
     account.audit(audit, "backup_codes".to_owned());
     account.caller.check_change(
         &account.tenant,
-        &credentials,
+        &UserFacts::new(&credentials, &groups),
         &Question::RegenerateBackupCodes,
         &account.caller.facts(req, now),
     )?;

@@ -8,7 +8,7 @@ use serde_json::json;
 use shared::account::{account_and, credential_id_param, delete_credential};
 use shared::audit::{Audit, AuditEvent};
 use shared::http::{json_response, request_id, respond, ApiResult};
-use shared::policy::{AuthenticatorFacts, Question};
+use shared::policy::{AuthenticatorFacts, Question, UserFacts};
 use tracing::instrument;
 
 pub use shared::state::Common as State;
@@ -24,10 +24,14 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
 async fn delete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let now = state.now();
     let id = credential_id_param(req)?;
-    let (account, listed) = account_and(state, req, now, |store, caller| async move {
-        Ok(store.list_credentials(&caller.tenant, &caller.user).await?)
+    let (account, (listed, user)) = account_and(state, req, now, |store, caller| async move {
+        Ok(tokio::try_join!(
+            store.list_credentials(&caller.tenant, &caller.user),
+            store.get_user(&caller.tenant, &caller.user),
+        )?)
     })
     .await?;
+    let groups = user.map(|u| u.groups).unwrap_or_default();
     account.audit(audit, id.to_base64url());
     audit.credential = Some(id.clone());
     let target = listed
@@ -36,7 +40,7 @@ async fn delete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
         .map_or_else(AuthenticatorFacts::default, AuthenticatorFacts::of);
     account.caller.check_change(
         &account.tenant,
-        &listed,
+        &UserFacts::new(&listed, &groups),
         &Question::DeleteAuthenticator(&target),
         &account.caller.facts(req, now),
     )?;

@@ -113,6 +113,7 @@ async fn mfa_complete(state: &State, req: &Request, audit: &mut Audit) -> ApiRes
                 ..Facts::of_request(req)
             },
             has_backup_codes: None,
+            groups: challenge.groups.as_deref(),
         },
         now,
     )

@@ -12,7 +12,7 @@ use shared::codes::{self, BackupCodeHasher, BACKUP_CODE_COUNT};
 use shared::config::ConfigError;
 use shared::error::{found, ApiError, ErrorCode};
 use shared::http::{json_body, json_response, request_id, respond, ApiResult};
-use shared::policy::AuthenticatorFacts;
+use shared::policy::{AuthenticatorFacts, UserFacts};
 use shared::state::Common;
 use shared::store::{
     AuditRecord, BackupCodesRecord, ChallengeKind, ChallengeRecord, ConsumeChallenge,
@@ -149,7 +149,11 @@ async fn register_complete(state: &State, req: &Request, audit: &mut Audit) -> A
     audit.credential = Some(presented_id.clone());
     let facts = caller.facts(req, now);
     let adding = AuthenticatorFacts::planned(method);
-    caller.check_enrollment(&tenant, session.as_ref(), &existing, &adding, &facts, now)?;
+    let read = UserFacts {
+        has_backup_codes: Some(backup_codes.is_some()),
+        ..UserFacts::new(&existing, &user.groups)
+    };
+    caller.check_enrollment(&tenant, session.as_ref(), &read, &adding, &facts, now)?;
 
     let state_data: RegistrationState =
         serde_json::from_str(pending.state.as_deref().unwrap_or_default())
@@ -184,8 +188,7 @@ async fn register_complete(state: &State, req: &Request, audit: &mut Audit) -> A
         attestation_format: attestation_format(&body.credential.response.attestation_object),
         ..AuthenticatorFacts::of(&record)
     };
-    let has_codes = Some(backup_codes.is_some());
-    caller.check_registration(&tenant, &existing, has_codes, &attested, &facts)?;
+    caller.check_registration(&tenant, &read, &attested, &facts)?;
 
     // The audit record of the success is written with the credential (one round trip).
     let success = audit.success(now);

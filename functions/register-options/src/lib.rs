@@ -8,7 +8,7 @@ use shared::auth::{authenticate, enrollment_grant, has_authorization, Accepts};
 use shared::config::ConfigError;
 use shared::error::{found, ApiError, ErrorCode};
 use shared::http::{json_response, query_param, request_id, respond, ApiResult};
-use shared::policy::AuthenticatorFacts;
+use shared::policy::{AuthenticatorFacts, UserFacts};
 use shared::state::Common;
 use shared::store::{ChallengeKind, ChallengeRecord};
 use shared::tenant::MethodType;
@@ -72,14 +72,15 @@ async fn register_options(state: &State, req: &Request) -> ApiResult {
     let user = found(user, ErrorCode::UserNotFound, "the user does not exist")?;
     let adding = AuthenticatorFacts::planned(method);
     let facts = caller.facts(req, now);
-    caller.check_enrollment(&tenant, session.as_ref(), &existing, &adding, &facts, now)?;
+    let read = UserFacts::new(&existing, &user.groups);
+    caller.check_enrollment(&tenant, session.as_ref(), &read, &adding, &facts, now)?;
     if !tenant.allows(method) {
         return Err(ApiError::NotImplemented {
             code: ErrorCode::MethodNotEnabled,
             message: format!("{method} is not enabled for this tenant").into(),
         });
     }
-    caller.check_registration(&tenant, &existing, None, &adding, &facts)?;
+    caller.check_registration(&tenant, &read, &adding, &facts)?;
 
     let started = start_registration(&tenant, &user, method, &existing)?;
     let pending = ChallengeRecord {
@@ -97,6 +98,7 @@ async fn register_options(state: &State, req: &Request) -> ApiResult {
         ),
         grant: None,
         credentials: None,
+        groups: None,
         created_at: now,
         expires_at: now + i64::from(tenant.challenge_timeout_secs),
     };

@@ -50,6 +50,7 @@ const CODES: &[(&str, &str)] = &[
     ("invalid-limit", "invalid_request"),
     ("malformed-cursor", "invalid_request"),
     ("empty-display-name", "invalid_request"),
+    ("invalid-group", "invalid_request"),
 ];
 
 /// Every placeholder an event may carry; events/README.md says what each is.

@@ -286,6 +286,7 @@ async fn a_tenant_that_turned_it_off_still_answers_no_credentials() {
         display_name: "Carol".into(),
         created_at: app.clock_now(),
         deleted_at: None,
+        groups: Vec::new(),
     };
     app.store.create_user(&user, None).await.unwrap();
     let challenge = app.mfa_challenge(&user).await;

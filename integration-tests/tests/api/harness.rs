@@ -238,6 +238,7 @@ impl TestApp {
                 display_name: "Alice".into(),
                 created_at: clock.now(),
                 deleted_at: None,
+                groups: Vec::new(),
             },
             tenant,
             register_options: register_options::State {
@@ -299,6 +300,7 @@ impl TestApp {
             display_name: email.into(),
             created_at: self.clock.now(),
             deleted_at: None,
+            groups: Vec::new(),
         };
         self.store.create_user(&user, None).await.expect("user");
         user
@@ -409,11 +411,20 @@ impl TestApp {
             .list_credentials(&user.tenant_id, &user.user_id)
             .await
             .expect("credentials");
+        // The stored groups (an operator may have changed them since `user` was read).
+        let groups = self
+            .store
+            .get_user(&user.tenant_id, &user.user_id)
+            .await
+            .expect("user")
+            .map(|u| u.groups)
+            .unwrap_or_default();
         self.store
             .create_mfa_challenge(
                 &user.tenant_id,
                 &user.user_id,
                 credentials,
+                groups,
                 self.clock.now(),
                 300,
             )

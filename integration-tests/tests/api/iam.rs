@@ -205,6 +205,7 @@ const CALLS: &[(&str, Calls)] = &[
             (PUBLIC_KEY, PUBLISHED_KEYS),
             (GET, "TenantsTable"),
             (GET, "SessionsTable"),
+            (GET, "UsersTable"), // the user's groups, for the tenant's policies
             (QUERY, "CredentialsTable"), // account::delete_credential: list_credentials
             (DELETE, "CredentialsTable"), // delete_credential (transaction or alone)
             (CHECK, "CredentialsTable"), // ... the transaction's check that another remains
@@ -227,8 +228,9 @@ const CALLS: &[(&str, Calls)] = &[
             (SECRET, PEPPER),
             (GET, "TenantsTable"),
             (GET, "SessionsTable"),
+            (GET, "UsersTable"), // the user's groups, for the tenant's policies
             (QUERY, "CredentialsTable"), // list_credentials: the tenant policy's principal
-            (PUT, "BackupCodesTable"),   // replace_backup_codes
+            (PUT, "BackupCodesTable"), // replace_backup_codes
             (PUT, "AuditTable"),
         ],
     ),

@@ -625,3 +625,181 @@ async fn a_usernameless_login_from_an_unknown_device_is_refused_by_the_policy() 
     assert_eq!(notices(&denied).len(), 1);
     assert_eq!(sessions(&app).await, 0);
 }
+
+/// The README's worked example "require a security key for admins".
+const ADMINS_NEED_A_KEY: &str = r#"@id("admins_need_a_security_key")
+@notice("Administrators must use a security key.")
+forbid(principal, action == Passkey::Action::"waive_method", resource)
+  when {
+    context has method_type && context.method_type == "webauthn_fido" &&
+    principal has groups && principal.groups.contains("admins")
+  };"#;
+
+const USER: &str = "/v1/admin/tenants/{tenant_id}/users/{user_id}";
+const MFA_CHALLENGES: &str = "/v1/admin/tenants/{tenant_id}/users/{user_id}/mfa-challenges";
+
+/// The app user's groups, set by an operator over the admin API; returns the reply.
+async fn set_groups(app: &TestApp, groups: Value) -> Reply {
+    let (tenant, user) = (
+        app.tenant.tenant_id.to_string(),
+        app.user.user_id.to_string(),
+    );
+    let params = [("tenant_id", tenant.as_str()), ("user_id", user.as_str())];
+    let body = json!({ "groups": groups });
+    admin(app, Some(ARN), "PATCH", USER, &params, &[], Some(body)).await
+}
+
+/// An MFA login whose challenge the admin API makes, as the primary login does.
+async fn admin_mfa_login(app: &TestApp, authenticator: &mut Authenticator) -> Reply {
+    let (tenant, user) = (
+        app.tenant.tenant_id.to_string(),
+        app.user.user_id.to_string(),
+    );
+    let params = [("tenant_id", tenant.as_str()), ("user_id", user.as_str())];
+    let made = admin(app, Some(ARN), "POST", MFA_CHALLENGES, &params, &[], None).await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let challenge = made.body["challenge_id"].clone();
+    let options = app
+        .mfa_options(&[], &json!({ "challenge_id": challenge }))
+        .await;
+    assert_eq!(options.status, StatusCode::OK, "{}", options.body);
+    let credential = authenticator
+        .authenticate(&options.body["options"], crate::harness::ORIGIN)
+        .expect("authenticator signs");
+    app.mfa_complete(
+        &[],
+        &json!({ "challenge_id": challenge, "credential": credential }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn admins_need_a_security_key_by_the_groups_the_admin_api_sets() {
+    let app = app_with(ADMINS_NEED_A_KEY).await;
+    let mut passkey = Authenticator::passkey();
+    assert_eq!(
+        app.enroll(&mut passkey, PASSKEY, "Phone").await.status,
+        StatusCode::OK
+    );
+    // In no group: a passkey is enough.
+    let reply = admin_mfa_login(&app, &mut passkey).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(reply.body["token"].is_string(), "{}", reply.body);
+    assert_eq!(reply.body["enrollment_required"], false);
+
+    // The operator makes the user an admin: stored trimmed, sorted and unique.
+    let set = set_groups(&app, json!([" staff", "admins", "staff"])).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.body["groups"], json!(["admins", "staff"]));
+    let stored = app
+        .store
+        .get_user(&app.tenant.tenant_id, &app.user.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.groups, vec!["admins", "staff"]);
+    let reply = admin_mfa_login(&app, &mut passkey).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["enrollment_required"], true, "{}", reply.body);
+    assert_eq!(reply.body["token"], Value::Null);
+    assert_eq!(
+        notices(&reply),
+        vec!["Administrators must use a security key."]
+    );
+
+    // With a security key the admin gets a full token.
+    let mut key = Authenticator::security_key();
+    assert_eq!(
+        app.enroll(&mut key, FIDO, "Key").await.status,
+        StatusCode::OK
+    );
+    let reply = admin_mfa_login(&app, &mut key).await;
+    assert!(reply.body["token"].is_string(), "{}", reply.body);
+    assert_eq!(reply.body["enrollment_required"], false);
+}
+
+#[tokio::test]
+async fn groups_leave_with_an_empty_list_and_bad_groups_are_refused() {
+    let app = app_with(ADMINS_NEED_A_KEY).await;
+    let mut passkey = Authenticator::passkey();
+    assert_eq!(
+        app.enroll(&mut passkey, PASSKEY, "Phone").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        set_groups(&app, json!(["admins"])).await.status,
+        StatusCode::OK
+    );
+    for bad in [json!([""]), json!(["has space"]), json!(["x".repeat(65)])] {
+        let refused = set_groups(&app, bad).await;
+        refused.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(refused.body["details"]["field"], "groups");
+    }
+    let too_many: Vec<String> = (0..33).map(|i| format!("g{i}")).collect();
+    set_groups(&app, json!(too_many))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    // Nothing refused was stored.
+    let reply = admin_mfa_login(&app, &mut passkey).await;
+    assert_eq!(reply.body["enrollment_required"], true, "{}", reply.body);
+
+    let cleared = set_groups(&app, json!([])).await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
+    assert_eq!(cleared.body["groups"], json!([]));
+    let reply = admin_mfa_login(&app, &mut passkey).await;
+    assert!(reply.body["token"].is_string(), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn a_deletion_is_decided_with_the_users_groups() {
+    let app = app_with(
+        r#"@id("admins_keep_keys")
+        @notice("Administrators cannot remove authenticators themselves.")
+        forbid(principal, action == Passkey::Action::"delete_authenticator", resource)
+          when { principal has groups && principal.groups.contains("admins") };"#,
+    )
+    .await;
+    let first = app
+        .enroll(&mut Authenticator::passkey(), PASSKEY, "Phone")
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let mut key = Authenticator::security_key();
+    assert_eq!(
+        app.enroll(&mut key, FIDO, "Key").await.status,
+        StatusCode::OK
+    );
+    let recent = login_aged(&app, 10);
+    let listed = me(&app, "GET", CREDENTIALS, &[], &recent, None).await;
+    let id = listed.body["credentials"][0]["credential_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    set_groups(&app, json!(["admins"])).await;
+    let refused = me(
+        &app,
+        "DELETE",
+        CREDENTIAL,
+        &[("credential_id", &id)],
+        &recent,
+        None,
+    )
+    .await;
+    refused.assert_error(StatusCode::UNAUTHORIZED, "reauthentication_required");
+    assert_eq!(
+        notices(&refused),
+        vec!["Administrators cannot remove authenticators themselves."]
+    );
+    assert_eq!(stored_credentials(&app).await, 2);
+    set_groups(&app, json!([])).await;
+    let deleted = me(
+        &app,
+        "DELETE",
+        CREDENTIAL,
+        &[("credential_id", &id)],
+        &recent,
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert_eq!(stored_credentials(&app).await, 1);
+}

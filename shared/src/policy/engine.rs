@@ -7,19 +7,94 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use cedar_policy::{
     AuthorizationError, Authorizer, Context, Effect, Entities, Entity, EntityId, EntityTypeName,
-    EntityUid, Policy, PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
+    EntityUid, PolicyId, PolicySet, Request, RestrictedExpression, Schema, ValidationMode,
+    Validator,
 };
 
 use super::{Decision, Facts, PolicyError, Question, Subject, NAMESPACE, SCHEMA};
 use crate::ids::TenantId;
-use crate::tenant::MethodType;
+use crate::tenant::{MethodType, Tenant};
 
 /// Most tenants whose parsed set a container keeps; past that the cache starts afresh.
 const MAX_CACHED_TENANTS: usize = 256;
 
+/// What a cached set was parsed from: the tenant's stored text, or the settings its default
+/// set is rendered from (so a decision on the default set renders nothing when warm).
+#[derive(PartialEq)]
+enum Source {
+    Stored(String),
+    Default {
+        min_authenticators: u32,
+        required_methods: Vec<MethodType>,
+        reauthentication_window_secs: u32,
+    },
+}
+
+impl Source {
+    fn matches(&self, tenant: &Tenant) -> bool {
+        match (self, &tenant.policies) {
+            (Source::Stored(text), Some(stored)) => text == stored,
+            (
+                Source::Default {
+                    min_authenticators,
+                    required_methods,
+                    reauthentication_window_secs,
+                },
+                None,
+            ) => {
+                *min_authenticators == tenant.min_authenticators
+                    && *required_methods == tenant.required_methods
+                    && *reauthentication_window_secs == tenant.reauthentication_window_secs
+            }
+            _ => false,
+        }
+    }
+
+    fn of(tenant: &Tenant) -> Self {
+        match &tenant.policies {
+            Some(text) => Source::Stored(text.clone()),
+            None => Source::Default {
+                min_authenticators: tenant.min_authenticators,
+                required_methods: tenant.required_methods.clone(),
+                reauthentication_window_secs: tenant.reauthentication_window_secs,
+            },
+        }
+    }
+}
+
 struct Cached {
-    text: String,
-    set: Arc<PolicySet>,
+    source: Source,
+    set: Arc<Compiled>,
+}
+
+/// A parsed set and what every decision would otherwise work out again: each policy's notice
+/// (Cedar parses the annotation key on every `annotation` call) and whether any policy reads
+/// `source_ip` (Cedar parses the `ip` extension's name for every value it builds).
+pub(super) struct Compiled {
+    set: PolicySet,
+    notices: HashMap<PolicyId, String>,
+    reads_source_ip: bool,
+}
+
+impl Compiled {
+    fn new(text: &str) -> Result<Self, PolicyError> {
+        let set = PolicySet::from_str(text).map_err(|e| PolicyError::Parse(e.to_string()))?;
+        let notices = set
+            .policies()
+            .filter_map(|p| {
+                let notice = p.annotation("notice")?.trim();
+                (!notice.is_empty()).then(|| (p.id().clone(), notice.to_owned()))
+            })
+            .collect();
+        // A policy can only read the attribute by naming it, so a set without the name never
+        // sees it: leaving it out of the context changes no decision.
+        let reads_source_ip = text.contains("source_ip");
+        Ok(Self {
+            set,
+            notices,
+            reads_source_ip,
+        })
+    }
 }
 
 fn cache() -> &'static Mutex<HashMap<TenantId, Cached>> {
@@ -27,32 +102,31 @@ fn cache() -> &'static Mutex<HashMap<TenantId, Cached>> {
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// The parsed set of `tenant` for `text`: from the cache when the text is the one cached,
-/// else parsed now (a changed set replaces the old one).
-pub(super) fn cached_set(tenant: &TenantId, text: &str) -> Result<Arc<PolicySet>, PolicyError> {
+/// The parsed set of `tenant`: from the cache when it was parsed from the same stored text or
+/// the same settings, else parsed now (a changed set replaces the old one).
+pub(super) fn cached_set(tenant: &Tenant) -> Result<Arc<Compiled>, PolicyError> {
     {
         let cache = cache().lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(hit) = cache.get(tenant).filter(|c| c.text == text) {
+        if let Some(hit) = cache
+            .get(&tenant.tenant_id)
+            .filter(|c| c.source.matches(tenant))
+        {
             return Ok(Arc::clone(&hit.set));
         }
     }
-    let set = Arc::new(parse(text)?);
+    let set = Arc::new(Compiled::new(&tenant.policy_text())?);
     let mut cache = cache().lock().unwrap_or_else(|p| p.into_inner());
-    if cache.len() >= MAX_CACHED_TENANTS && !cache.contains_key(tenant) {
+    if cache.len() >= MAX_CACHED_TENANTS && !cache.contains_key(&tenant.tenant_id) {
         cache.clear();
     }
     cache.insert(
-        *tenant,
+        tenant.tenant_id,
         Cached {
-            text: text.to_owned(),
+            source: Source::of(tenant),
             set: Arc::clone(&set),
         },
     );
     Ok(set)
-}
-
-fn parse(text: &str) -> Result<PolicySet, PolicyError> {
-    PolicySet::from_str(text).map_err(|e| PolicyError::Parse(e.to_string()))
 }
 
 /// The shipped schema, parsed on first use (validation only; decisions do not need it).
@@ -105,7 +179,7 @@ pub fn decide_with_text(
     question: &Question<'_>,
     facts: &Facts,
 ) -> Result<Decision, PolicyError> {
-    evaluate(&parse(text)?, subject, question, facts)
+    evaluate(&Compiled::new(text)?, subject, question, facts)
 }
 
 /// The entity type names, built on the first decision.
@@ -217,7 +291,11 @@ fn authenticator_entity(
         .map_err(|e| PolicyError::Request(e.to_string()))
 }
 
-fn context(question: &Question<'_>, facts: &Facts) -> Result<Context, PolicyError> {
+fn context(
+    question: &Question<'_>,
+    facts: &Facts,
+    with_source_ip: bool,
+) -> Result<Context, PolicyError> {
     let mut pairs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(8);
     let mut put = |key: &str, value| pairs.push((key.to_owned(), value));
     if let Some(uv) = facts.uv {
@@ -232,7 +310,7 @@ fn context(question: &Question<'_>, facts: &Facts) -> Result<Context, PolicyErro
     if let Some(grant) = facts.enrollment_grant {
         put("enrollment_grant", RestrictedExpression::new_bool(grant));
     }
-    if let Some(ip) = facts.source_ip {
+    if let Some(ip) = facts.source_ip.filter(|_| with_source_ip) {
         put("source_ip", RestrictedExpression::new_ip(ip.to_string()));
     }
     match question {
@@ -259,7 +337,7 @@ fn context(question: &Question<'_>, facts: &Facts) -> Result<Context, PolicyErro
 
 /// Evaluates one question against a parsed set.
 pub(super) fn evaluate(
-    set: &PolicySet,
+    compiled: &Compiled,
     subject: &Subject,
     question: &Question<'_>,
     facts: &Facts,
@@ -285,13 +363,13 @@ pub(super) fn evaluate(
         uid(&names.user, &subject.user.to_string()),
         uid(&names.action, question.action().as_str()),
         resource,
-        context(question, facts)?,
+        context(question, facts, compiled.reads_source_ip)?,
         None,
     )
     .map_err(|e| PolicyError::Request(e.to_string()))?;
-    let response = Authorizer::new().is_authorized(&request, set, &entities);
+    let response = Authorizer::new().is_authorized(&request, &compiled.set, &entities);
     let mut decision = conclude(
-        set,
+        compiled,
         response.decision(),
         response.diagnostics().reason(),
         response.diagnostics().errors(),
@@ -323,44 +401,46 @@ fn name_the_authenticator(notices: &mut [String], facts: &super::AuthenticatorFa
 /// let an Allow through; an Allow with an erroring forbid becomes a Deny with that forbid's
 /// notice.
 fn conclude<'a>(
-    set: &PolicySet,
+    compiled: &Compiled,
     decision: cedar_policy::Decision,
-    reason: impl Iterator<Item = &'a cedar_policy::PolicyId>,
+    reason: impl Iterator<Item = &'a PolicyId>,
     errors: impl Iterator<Item = &'a AuthorizationError>,
 ) -> Decision {
-    let erroring_forbids: Vec<&Policy> = errors
-        .filter_map(|e| match e {
-            AuthorizationError::PolicyEvaluationError(e) => set.policy(e.policy_id()),
+    let erroring_forbids: Vec<&PolicyId> = errors
+        .map(|e| match e {
+            AuthorizationError::PolicyEvaluationError(e) => e.policy_id(),
         })
-        .filter(|p| p.effect() == Effect::Forbid)
+        .filter(|id| {
+            compiled
+                .set
+                .policy(id)
+                .is_some_and(|p| p.effect() == Effect::Forbid)
+        })
         .collect();
-    let determining: Vec<&Policy> = reason.filter_map(|id| set.policy(id)).collect();
     match decision {
         cedar_policy::Decision::Allow if erroring_forbids.is_empty() => Decision {
             allowed: true,
-            notices: notices(determining),
+            notices: compiled.notices(reason),
         },
         cedar_policy::Decision::Allow => Decision {
             allowed: false,
-            notices: notices(erroring_forbids),
+            notices: compiled.notices(erroring_forbids.into_iter()),
         },
         cedar_policy::Decision::Deny => Decision {
             allowed: false,
-            notices: notices(determining),
+            notices: compiled.notices(reason),
         },
     }
 }
 
-/// The non-empty `@notice` annotations, sorted and without duplicates.
-fn notices(policies: Vec<&Policy>) -> Vec<String> {
-    let mut out: Vec<String> = policies
-        .into_iter()
-        .filter_map(|p| p.annotation("notice"))
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+impl Compiled {
+    /// The notices of `policies` (trimmed, non-empty), sorted and without duplicates.
+    fn notices<'a>(&self, policies: impl Iterator<Item = &'a PolicyId>) -> Vec<String> {
+        let mut out: Vec<String> = policies
+            .filter_map(|id| self.notices.get(id).cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }

@@ -155,6 +155,35 @@ impl Subject {
             groups: None,
         }
     }
+
+    /// The subject as `read` describes the user.
+    pub fn of(tenant: TenantId, user: UserId, read: &UserFacts<'_>) -> Self {
+        Self {
+            has_backup_codes: read.has_backup_codes,
+            groups: read.groups.map(<[String]>::to_vec),
+            ..Self::new(tenant, user, read.credentials)
+        }
+    }
+}
+
+/// What an endpoint read of the user a decision is about: their credentials, and where it
+/// read them, their groups (the user record) and whether they have backup codes. `None`
+/// leaves the attribute out of the principal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UserFacts<'a> {
+    pub credentials: &'a [CredentialRecord],
+    pub groups: Option<&'a [String]>,
+    pub has_backup_codes: Option<bool>,
+}
+
+impl<'a> UserFacts<'a> {
+    pub fn new(credentials: &'a [CredentialRecord], groups: &'a [String]) -> Self {
+        Self {
+            credentials,
+            groups: Some(groups),
+            has_backup_codes: None,
+        }
+    }
 }
 
 /// The request's circumstances (the schema's `Facts` context). `None` leaves an attribute
@@ -233,15 +262,15 @@ impl Tenant {
 }
 
 /// Passwordless (`bypass_mfa`): may a login with `used` (one of the user's `credentials`)
-/// stand alone, without a second factor? `facts` carry `uv`, `device_trusted` and the source
-/// IP. Not asked by `authenticate-complete` yet.
+/// stand alone, without a second factor? `user` holds `used`; `facts` carry `uv`, `device_trusted` and the source
+/// IP.
 pub fn may_bypass_mfa(
     tenant: &Tenant,
-    credentials: &[CredentialRecord],
+    user: &UserFacts<'_>,
     used: &CredentialRecord,
     facts: &Facts,
 ) -> Result<Decision, PolicyError> {
-    let subject = Subject::new(tenant.tenant_id, used.user_id, credentials);
+    let subject = Subject::of(tenant.tenant_id, used.user_id, user);
     let authenticator = AuthenticatorFacts::of(used);
     decide(
         tenant,
@@ -258,8 +287,7 @@ pub fn decide(
     question: &Question<'_>,
     facts: &Facts,
 ) -> Result<Decision, PolicyError> {
-    let text = tenant.policy_text();
-    let set = engine::cached_set(&tenant.tenant_id, &text)?;
+    let set = engine::cached_set(tenant)?;
     engine::evaluate(&set, subject, question, facts)
 }
 

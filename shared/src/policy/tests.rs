@@ -452,7 +452,7 @@ fn passwordless_can_be_limited_to_trusted_devices() {
         device_trusted: Some(true),
         ..Facts::default()
     };
-    let all = std::slice::from_ref(&used);
+    let all = &UserFacts::new(std::slice::from_ref(&used), &[]);
     assert!(may_bypass_mfa(&t, all, &used, &trusted).unwrap().allowed);
     let unknown = Facts {
         device_trusted: Some(false),
@@ -473,4 +473,28 @@ fn passwordless_can_be_limited_to_trusted_devices() {
             .unwrap()
             .allowed
     );
+}
+
+#[test]
+fn the_cache_follows_a_change_of_settings_or_of_the_stored_set() {
+    let mut t = tenant();
+    let one = subject(&t, &[PASSKEY]);
+    let full = |t: &Tenant| ask(t, &one, Question::FullAccess, &Facts::default()).allowed;
+    assert!(full(&t));
+    // The default set of the same tenant, rendered from changed settings: parsed anew.
+    t.min_authenticators = 2;
+    assert!(!full(&t));
+    t.min_authenticators = 1;
+    assert!(full(&t));
+    // A stored set replaces the default one, and a changed stored set the old one.
+    t.policies = Some(format!(
+        "{}\nforbid(principal, action == Passkey::Action::\"full_access\", resource);",
+        default_policies(&t)
+    ));
+    assert!(!full(&t));
+    t.policies = Some(default_policies(&t));
+    assert!(full(&t));
+    // Back to the default set with the settings the stored set was rendered from.
+    t.policies = None;
+    assert!(full(&t));
 }

@@ -57,6 +57,10 @@ pub struct ChallengeRecord {
     /// on challenges of other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Vec<super::CredentialRecord>>,
+    /// With `credentials`: the user's groups when the challenge was created, for the tenant's
+    /// policies at completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -242,11 +246,13 @@ impl Store {
         tenant: &TenantId,
         user: &UserId,
         credentials: Vec<super::CredentialRecord>,
+        groups: Vec<String>,
         now: i64,
         ttl_secs: i64,
     ) -> Result<ChallengeId, StoreError> {
         let (id, mut record) = new_challenge(ChallengeKind::Mfa, tenant, user, now, ttl_secs);
         record.credentials = Some(credentials);
+        record.groups = Some(groups);
         self.put_challenge(&record).await?;
         Ok(id)
     }
@@ -270,6 +276,7 @@ fn new_challenge(
         state: None,
         grant: None,
         credentials: None,
+        groups: None,
         created_at: now,
         expires_at: now + ttl_secs,
     };

@@ -39,7 +39,7 @@ pub use devices::{DeviceRecord, DeviceSighting};
 pub use erase::Erased;
 pub use login::{LoginCommit, LoginCommitOutcome};
 pub use sessions::{Rotation, RotationOutcome, SessionRecord, SESSION_USER_INDEX};
-pub use users::{normalise_email, UserRecord};
+pub use users::{normalise_email, UserChanges, UserRecord};
 
 pub type Item = HashMap<String, AttributeValue>;
 

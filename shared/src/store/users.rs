@@ -14,12 +14,23 @@ pub struct UserRecord {
     /// Set when the user's erasure began: from then on every lookup treats the user as gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<i64>,
+    /// The groups the operator put the user in (sorted, unique): `principal.groups` in the
+    /// tenant's policies. Absent on records written before groups existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 impl UserRecord {
     fn live(self) -> Option<Self> {
         self.deleted_at.is_none().then_some(self)
     }
+}
+
+/// What an operator changes on a user; `None` keeps the current value.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UserChanges<'a> {
+    pub display_name: Option<&'a str>,
+    pub groups: Option<&'a [String]>,
 }
 
 /// Trimmed and lower-cased; the form stored and looked up.
@@ -76,21 +87,54 @@ impl Store {
     }
 
     /// Changes a live user's display name; `false` if there is no such (live) user.
-    pub async fn rename_user(
+    /// Changes what `changes` sets on a live user; `false` if there is no such user. An
+    /// empty group list removes the attribute.
+    pub async fn update_user(
         &self,
         tenant: &TenantId,
         user: &UserId,
-        display_name: &str,
+        changes: &UserChanges<'_>,
     ) -> Result<bool, StoreError> {
-        let result = self
+        let mut set = Vec::new();
+        let mut remove = "";
+        let mut update = self
             .client()
             .update_item()
             .table_name(&self.tables().users)
             .key("tenant_id", s(tenant.to_string()))
             .key("user_id", s(user.to_string()))
-            .update_expression("SET display_name = :name")
-            .condition_expression("attribute_exists(user_id) AND attribute_not_exists(deleted_at)")
-            .expression_attribute_values(":name", s(display_name))
+            .condition_expression("attribute_exists(user_id) AND attribute_not_exists(deleted_at)");
+        if let Some(name) = changes.display_name {
+            set.push("display_name = :name");
+            update = update.expression_attribute_values(":name", s(name));
+        }
+        match changes.groups {
+            Some([]) => remove = " REMOVE #groups",
+            Some(groups) => {
+                set.push("#groups = :groups");
+                update = update.expression_attribute_values(
+                    ":groups",
+                    aws_sdk_dynamodb::types::AttributeValue::L(
+                        groups.iter().map(|g| s(g.as_str())).collect(),
+                    ),
+                );
+            }
+            None => {}
+        }
+        if changes.groups.is_some() {
+            update = update.expression_attribute_names("#groups", "groups");
+        }
+        let expression = if set.is_empty() {
+            remove.trim_start().to_owned()
+        } else {
+            format!("SET {}{remove}", set.join(", "))
+        };
+        if expression.is_empty() {
+            // Nothing to change: only whether the user is there.
+            return Ok(self.get_user(tenant, user).await?.is_some());
+        }
+        let result = update
+            .update_expression(expression)
             .send()
             .await
             .map_err(classify);
