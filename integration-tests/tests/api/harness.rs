@@ -411,20 +411,12 @@ impl TestApp {
             .list_credentials(&user.tenant_id, &user.user_id)
             .await
             .expect("credentials");
-        // The stored groups (an operator may have changed them since `user` was read).
-        let groups = self
-            .store
-            .get_user(&user.tenant_id, &user.user_id)
-            .await
-            .expect("user")
-            .map(|u| u.groups)
-            .unwrap_or_default();
         self.store
             .create_mfa_challenge(
                 &user.tenant_id,
                 &user.user_id,
                 credentials,
-                groups,
+                user.groups.clone(),
                 self.clock.now(),
                 300,
             )
