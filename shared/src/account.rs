@@ -13,6 +13,7 @@ use crate::codes::{self, BackupCodeHasher, BACKUP_CODE_COUNT};
 use crate::error::{found, ApiError, ErrorCode};
 use crate::http::path_param;
 use crate::ids::{CredentialId, SessionId};
+use crate::policy::UserFacts;
 use crate::state::Common;
 use crate::store::{
     BackupCodesRecord, CredentialRecord, DeleteCredentialOutcome, SessionRecord, Store,
@@ -80,6 +81,39 @@ where
     )?;
     caller.check_session(session.as_ref(), now)?;
     Ok((Account { caller, tenant }, extra))
+}
+
+/// What the tenant's policies know of the caller: their credentials and groups.
+pub struct Principal {
+    pub credentials: Vec<CredentialRecord>,
+    pub groups: Vec<String>,
+}
+
+impl Principal {
+    pub fn facts(&self) -> UserFacts<'_> {
+        UserFacts::new(&self.credentials, &self.groups)
+    }
+}
+
+/// [`account`], and in the same round trip the caller's credentials and groups (for a
+/// sensitive change the tenant's policies decide).
+pub async fn account_and_principal(
+    common: &Common,
+    req: &Request,
+    now: i64,
+) -> Result<(Account, Principal), ApiError> {
+    account_and(common, req, now, |store, caller| async move {
+        let (credentials, user) = tokio::try_join!(
+            store.list_credentials(&caller.tenant, &caller.user),
+            store.get_user(&caller.tenant, &caller.user),
+        )?;
+        let groups = user.map(|u| u.groups).unwrap_or_default();
+        Ok(Principal {
+            credentials,
+            groups,
+        })
+    })
+    .await
 }
 
 impl Account {

@@ -3,12 +3,12 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use shared::account::{account_and, regenerate_backup_codes};
+use shared::account::{account_and_principal, regenerate_backup_codes};
 use shared::audit::{Audit, AuditEvent};
 use shared::codes::BackupCodeHasher;
 use shared::config::ConfigError;
 use shared::http::{json_response, request_id, respond, ApiResult};
-use shared::policy::{Question, UserFacts};
+use shared::policy::Question;
 use shared::state::Common;
 use tracing::instrument;
 
@@ -38,19 +38,11 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
 async fn regenerate(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let common = &state.common;
     let now = common.now();
-    let (account, (credentials, user)) =
-        account_and(common, req, now, |store, caller| async move {
-            Ok(tokio::try_join!(
-                store.list_credentials(&caller.tenant, &caller.user),
-                store.get_user(&caller.tenant, &caller.user),
-            )?)
-        })
-        .await?;
-    let groups = user.map(|u| u.groups).unwrap_or_default();
+    let (account, principal) = account_and_principal(common, req, now).await?;
     account.audit(audit, "backup_codes".to_owned());
     account.caller.check_change(
         &account.tenant,
-        &UserFacts::new(&credentials, &groups),
+        &principal.facts(),
         &Question::RegenerateBackupCodes,
         &account.caller.facts(req, now),
     )?;

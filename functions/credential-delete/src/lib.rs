@@ -5,10 +5,10 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use shared::account::{account_and, credential_id_param, delete_credential};
+use shared::account::{account_and_principal, credential_id_param, delete_credential};
 use shared::audit::{Audit, AuditEvent};
 use shared::http::{json_response, request_id, respond, ApiResult};
-use shared::policy::{AuthenticatorFacts, Question, UserFacts};
+use shared::policy::{AuthenticatorFacts, Question};
 use tracing::instrument;
 
 pub use shared::state::Common as State;
@@ -24,27 +24,29 @@ pub async fn handler(state: &State, req: Request) -> Response<Body> {
 async fn delete(state: &State, req: &Request, audit: &mut Audit) -> ApiResult {
     let now = state.now();
     let id = credential_id_param(req)?;
-    let (account, (listed, user)) = account_and(state, req, now, |store, caller| async move {
-        Ok(tokio::try_join!(
-            store.list_credentials(&caller.tenant, &caller.user),
-            store.get_user(&caller.tenant, &caller.user),
-        )?)
-    })
-    .await?;
-    let groups = user.map(|u| u.groups).unwrap_or_default();
+    let (account, principal) = account_and_principal(state, req, now).await?;
     account.audit(audit, id.to_base64url());
     audit.credential = Some(id.clone());
-    let target = listed
+    let target = principal
+        .credentials
         .iter()
         .find(|c| c.credential_id == id)
         .map_or_else(AuthenticatorFacts::default, AuthenticatorFacts::of);
     account.caller.check_change(
         &account.tenant,
-        &UserFacts::new(&listed, &groups),
+        &principal.facts(),
         &Question::DeleteAuthenticator(&target),
         &account.caller.facts(req, now),
     )?;
-    let deleted = delete_credential(&state.store, &account, &id, listed, now, audit).await?;
+    let deleted = delete_credential(
+        &state.store,
+        &account,
+        &id,
+        principal.credentials,
+        now,
+        audit,
+    )
+    .await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "credential_id": deleted.credential_id, "deleted": true }),

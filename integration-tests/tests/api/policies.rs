@@ -30,6 +30,19 @@ async fn app_with(extra: &'static str) -> TestApp {
     TestApp::with_tenant(|t| t.policies = Some(with_default(t, extra))).await
 }
 
+/// `DELETE` of the user's credential `id`.
+async fn delete(app: &TestApp, id: &str, headers: &[(String, String)]) -> Reply {
+    me(
+        app,
+        "DELETE",
+        CREDENTIAL,
+        &[("credential_id", id)],
+        headers,
+        None,
+    )
+    .await
+}
+
 fn notices(reply: &Reply) -> Vec<String> {
     serde_json::from_value(reply.body["notices"].clone()).unwrap_or_default()
 }
@@ -283,15 +296,7 @@ async fn sensitive_changes_carry_the_window_notice() {
         .as_str()
         .unwrap()
         .to_owned();
-    let refused = me(
-        &app,
-        "DELETE",
-        CREDENTIAL,
-        &[("credential_id", &id)],
-        &stale,
-        None,
-    )
-    .await;
+    let refused = delete(&app, &id, &stale).await;
     refused.assert_error(StatusCode::UNAUTHORIZED, "reauthentication_required");
     assert_eq!(notices(&refused), vec![window]);
     // Allowed: a login within the window.
@@ -332,15 +337,7 @@ async fn a_tenant_can_shorten_the_window_for_deletions_only() {
         .unwrap()
         .to_owned();
     let two_minutes = login_aged(&app, 120);
-    let refused = me(
-        &app,
-        "DELETE",
-        CREDENTIAL,
-        &[("credential_id", &id)],
-        &two_minutes,
-        None,
-    )
-    .await;
+    let refused = delete(&app, &id, &two_minutes).await;
     refused.assert_error(StatusCode::UNAUTHORIZED, "reauthentication_required");
     assert_eq!(
         notices(&refused),
@@ -349,15 +346,7 @@ async fn a_tenant_can_shorten_the_window_for_deletions_only() {
     // Regenerating codes keeps the default window.
     let codes = me(&app, "POST", CODES, &[], &two_minutes, None).await;
     assert_eq!(codes.status, StatusCode::OK, "{}", codes.body);
-    let deleted = me(
-        &app,
-        "DELETE",
-        CREDENTIAL,
-        &[("credential_id", &id)],
-        &login_aged(&app, 30),
-        None,
-    )
-    .await;
+    let deleted = delete(&app, &id, &login_aged(&app, 30)).await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
 }
 
@@ -649,6 +638,14 @@ async fn set_groups(app: &TestApp, groups: Value) -> Reply {
     admin(app, Some(ARN), "PATCH", USER, &params, &[], Some(body)).await
 }
 
+/// A passkey the app's user has enrolled.
+async fn enrolled_passkey(app: &TestApp) -> Authenticator {
+    let mut passkey = Authenticator::passkey();
+    let reply = app.enroll(&mut passkey, PASSKEY, "Phone").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    passkey
+}
+
 /// An MFA login whose challenge the admin API makes, as the primary login does.
 async fn admin_mfa_login(app: &TestApp, authenticator: &mut Authenticator) -> Reply {
     let (tenant, user) = (
@@ -676,11 +673,7 @@ async fn admin_mfa_login(app: &TestApp, authenticator: &mut Authenticator) -> Re
 #[tokio::test]
 async fn admins_need_a_security_key_by_the_groups_the_admin_api_sets() {
     let app = app_with(ADMINS_NEED_A_KEY).await;
-    let mut passkey = Authenticator::passkey();
-    assert_eq!(
-        app.enroll(&mut passkey, PASSKEY, "Phone").await.status,
-        StatusCode::OK
-    );
+    let mut passkey = enrolled_passkey(&app).await;
     // In no group: a passkey is enough.
     let reply = admin_mfa_login(&app, &mut passkey).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
@@ -721,11 +714,7 @@ async fn admins_need_a_security_key_by_the_groups_the_admin_api_sets() {
 #[tokio::test]
 async fn groups_leave_with_an_empty_list_and_bad_groups_are_refused() {
     let app = app_with(ADMINS_NEED_A_KEY).await;
-    let mut passkey = Authenticator::passkey();
-    assert_eq!(
-        app.enroll(&mut passkey, PASSKEY, "Phone").await.status,
-        StatusCode::OK
-    );
+    let mut passkey = enrolled_passkey(&app).await;
     assert_eq!(
         set_groups(&app, json!(["admins"])).await.status,
         StatusCode::OK
@@ -759,10 +748,7 @@ async fn a_deletion_is_decided_with_the_users_groups() {
           when { principal has groups && principal.groups.contains("admins") };"#,
     )
     .await;
-    let first = app
-        .enroll(&mut Authenticator::passkey(), PASSKEY, "Phone")
-        .await;
-    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    enrolled_passkey(&app).await;
     let mut key = Authenticator::security_key();
     assert_eq!(
         app.enroll(&mut key, FIDO, "Key").await.status,
@@ -775,15 +761,7 @@ async fn a_deletion_is_decided_with_the_users_groups() {
         .unwrap()
         .to_owned();
     set_groups(&app, json!(["admins"])).await;
-    let refused = me(
-        &app,
-        "DELETE",
-        CREDENTIAL,
-        &[("credential_id", &id)],
-        &recent,
-        None,
-    )
-    .await;
+    let refused = delete(&app, &id, &recent).await;
     refused.assert_error(StatusCode::UNAUTHORIZED, "reauthentication_required");
     assert_eq!(
         notices(&refused),
@@ -791,15 +769,7 @@ async fn a_deletion_is_decided_with_the_users_groups() {
     );
     assert_eq!(stored_credentials(&app).await, 2);
     set_groups(&app, json!([])).await;
-    let deleted = me(
-        &app,
-        "DELETE",
-        CREDENTIAL,
-        &[("credential_id", &id)],
-        &recent,
-        None,
-    )
-    .await;
+    let deleted = delete(&app, &id, &recent).await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
     assert_eq!(stored_credentials(&app).await, 1);
 }
