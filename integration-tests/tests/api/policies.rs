@@ -629,13 +629,17 @@ const MFA_CHALLENGES: &str = "/v1/admin/tenants/{tenant_id}/users/{user_id}/mfa-
 
 /// The app user's groups, set by an operator over the admin API; returns the reply.
 async fn set_groups(app: &TestApp, groups: Value) -> Reply {
+    admin_on_user(app, "PATCH", USER, Some(json!({ "groups": groups }))).await
+}
+
+/// An admin API call on a route of the app's user.
+async fn admin_on_user(app: &TestApp, method: &str, route: &str, body: Option<Value>) -> Reply {
     let (tenant, user) = (
         app.tenant.tenant_id.to_string(),
         app.user.user_id.to_string(),
     );
     let params = [("tenant_id", tenant.as_str()), ("user_id", user.as_str())];
-    let body = json!({ "groups": groups });
-    admin(app, Some(ARN), "PATCH", USER, &params, &[], Some(body)).await
+    admin(app, Some(ARN), method, route, &params, &[], body).await
 }
 
 /// A passkey the app's user has enrolled.
@@ -648,12 +652,7 @@ async fn enrolled_passkey(app: &TestApp) -> Authenticator {
 
 /// An MFA login whose challenge the admin API makes, as the primary login does.
 async fn admin_mfa_login(app: &TestApp, authenticator: &mut Authenticator) -> Reply {
-    let (tenant, user) = (
-        app.tenant.tenant_id.to_string(),
-        app.user.user_id.to_string(),
-    );
-    let params = [("tenant_id", tenant.as_str()), ("user_id", user.as_str())];
-    let made = admin(app, Some(ARN), "POST", MFA_CHALLENGES, &params, &[], None).await;
+    let made = admin_on_user(app, "POST", MFA_CHALLENGES, None).await;
     assert_eq!(made.status, StatusCode::OK, "{}", made.body);
     let challenge = made.body["challenge_id"].clone();
     let options = app
@@ -732,9 +731,12 @@ async fn groups_leave_with_an_empty_list_and_bad_groups_are_refused() {
     let reply = admin_mfa_login(&app, &mut passkey).await;
     assert_eq!(reply.body["enrollment_required"], true, "{}", reply.body);
 
-    let cleared = set_groups(&app, json!([])).await;
+    // A rename and the removal of every group in one PATCH.
+    let body = json!({ "display_name": "Renamed", "groups": [] });
+    let cleared = admin_on_user(&app, "PATCH", USER, Some(body)).await;
     assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
     assert_eq!(cleared.body["groups"], json!([]));
+    assert_eq!(cleared.body["display_name"], "Renamed");
     let reply = admin_mfa_login(&app, &mut passkey).await;
     assert!(reply.body["token"].is_string(), "{}", reply.body);
 }

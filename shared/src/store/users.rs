@@ -1,3 +1,4 @@
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::{classify, from_item, from_items, s, to_item, Store, StoreError};
@@ -96,7 +97,7 @@ impl Store {
         changes: &UserChanges<'_>,
     ) -> Result<bool, StoreError> {
         let mut set = Vec::new();
-        let mut remove = "";
+        let mut remove = None;
         let mut update = self
             .client()
             .update_item()
@@ -109,30 +110,27 @@ impl Store {
             update = update.expression_attribute_values(":name", s(name));
         }
         match changes.groups {
-            Some([]) => remove = " REMOVE #groups",
+            None => {}
+            Some([]) => {
+                remove = Some("REMOVE #groups");
+                update = update.expression_attribute_names("#groups", "groups");
+            }
             Some(groups) => {
                 set.push("#groups = :groups");
-                update = update.expression_attribute_values(
-                    ":groups",
-                    aws_sdk_dynamodb::types::AttributeValue::L(
-                        groups.iter().map(|g| s(g.as_str())).collect(),
-                    ),
-                );
+                let list = groups.iter().map(|g| s(g.as_str())).collect();
+                update = update
+                    .expression_attribute_names("#groups", "groups")
+                    .expression_attribute_values(":groups", AttributeValue::L(list));
             }
-            None => {}
         }
-        if changes.groups.is_some() {
-            update = update.expression_attribute_names("#groups", "groups");
-        }
-        let expression = if set.is_empty() {
-            remove.trim_start().to_owned()
-        } else {
-            format!("SET {}{remove}", set.join(", "))
-        };
-        if expression.is_empty() {
+        let set = (!set.is_empty()).then(|| format!("SET {}", set.join(", ")));
+        let expression = match (set, remove) {
+            (Some(set), Some(remove)) => format!("{set} {remove}"),
+            (Some(set), None) => set,
+            (None, Some(remove)) => remove.to_owned(),
             // Nothing to change: only whether the user is there.
-            return Ok(self.get_user(tenant, user).await?.is_some());
-        }
+            (None, None) => return Ok(self.get_user(tenant, user).await?.is_some()),
+        };
         let result = update
             .update_expression(expression)
             .send()
