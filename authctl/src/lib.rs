@@ -482,15 +482,13 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Value, String> {
             clear_groups,
         }) => {
             let groups = (clear_groups || !groups.is_empty()).then_some(groups.as_slice());
-            let user = shared::admin::update_user(
-                &ctx.store,
-                &tenant,
-                &user,
-                display_name.as_deref(),
+            let changes = shared::store::UserChanges {
+                display_name: display_name.as_deref(),
                 groups,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            };
+            let user = shared::admin::update_user(&ctx.store, &tenant, &user, &changes, now, None)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(shared::admin::user_view(&user))
         }
         Command::User(UserCommand::Delete { tenant, user }) => {

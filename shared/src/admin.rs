@@ -282,30 +282,47 @@ pub fn user_view(user: &UserRecord) -> serde_json::Value {
 }
 
 /// Changes a user's display name and groups (the same limits as at creation); `None` keeps
-/// the current value.
+/// the current value, and at least one must be sent. With `audit`, a change is filed (its
+/// record written with it).
 pub async fn update_user(
     store: &Store,
     tenant: &TenantId,
     user: &UserId,
-    display_name: Option<&str>,
-    groups: Option<&[String]>,
+    changes: &UserChanges<'_>,
+    now: i64,
+    audit: Option<&mut Audit>,
 ) -> Result<UserRecord, AdminError> {
-    let display_name = display_name.map(str::trim);
+    let display_name = changes.display_name.map(str::trim);
     if display_name
         .is_some_and(|name| name.is_empty() || name.chars().count() > MAX_DISPLAY_NAME_CHARS)
     {
         return Err(invalid("display_name", "1 to 200 characters are required"));
     }
-    if display_name.is_none() && groups.is_none() {
+    if display_name.is_none() && changes.groups.is_none() {
         return Err(invalid("display_name", "send display_name, groups or both"));
     }
-    let groups = groups.map(normalise_groups).transpose()?;
+    let groups = changes.groups.map(normalise_groups).transpose()?;
     let changes = UserChanges {
         display_name,
         groups: groups.as_deref(),
     };
-    if !store.update_user(tenant, user, &changes).await? {
+    // The filed record names the tenant and user only once the change is made.
+    let mut filed = audit.as_deref().cloned();
+    let record = filed.as_mut().and_then(|a| {
+        a.tenant = Some(*tenant);
+        a.user = Some(*user);
+        a.target = Some(format!("user:{user}"));
+        a.success(now)
+    });
+    if !store
+        .update_user(tenant, user, &changes, record.as_ref())
+        .await?
+    {
         return Err(AdminError::NotFound(Missing::User));
+    }
+    if let (Some(audit), Some(mut filed)) = (audit, filed) {
+        filed.committed();
+        *audit = filed;
     }
     store
         .get_user(tenant, user)

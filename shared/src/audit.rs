@@ -35,6 +35,8 @@ pub enum AuditEvent {
     BackupCodesRegenerated,
     SessionRevoked,
     UserCreated,
+    /// An operator changed a user's display name or groups.
+    UserUpdated,
     UserDeleted,
     CredentialRegistered,
 }
@@ -53,6 +55,7 @@ impl AuditEvent {
             AuditEvent::BackupCodesRegenerated => "backup_codes_regenerated",
             AuditEvent::SessionRevoked => "session_revoked",
             AuditEvent::UserCreated => "user_created",
+            AuditEvent::UserUpdated => "user_updated",
             AuditEvent::UserDeleted => "user_deleted",
             AuditEvent::CredentialRegistered => "credential_registered",
         }
@@ -72,6 +75,7 @@ impl AuditEvent {
             | AuditEvent::BackupCodesRegenerated
             | AuditEvent::SessionRevoked
             | AuditEvent::UserCreated
+            | AuditEvent::UserUpdated
             | AuditEvent::UserDeleted
             | AuditEvent::CredentialRegistered => Surface::Seed,
         }

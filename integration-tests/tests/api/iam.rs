@@ -334,7 +334,11 @@ const CALLS: &[(&str, Calls)] = &[
     ("AdminUserGetFunction", &[(GET, "UsersTable")]),
     (
         "AdminUserUpdateFunction",
-        &[(UPDATE, "UsersTable"), (GET, "UsersTable")], // rename_user, then read it back
+        &[
+            (UPDATE, "UsersTable"), // update_user, in a transaction with the audit record
+            (GET, "UsersTable"),    // then read it back
+            (PUT, "AuditTable"),
+        ],
     ),
     (
         "AdminAuditQueryFunction",

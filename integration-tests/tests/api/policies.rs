@@ -690,6 +690,19 @@ async fn admins_need_a_security_key_by_the_groups_the_admin_api_sets() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.groups, vec!["admins", "staff"]);
+    // Filed with the change, with the operator as actor.
+    let audit = app
+        .store
+        .list_audit_records(&app.tenant.tenant_id, Some(&app.user.user_id), 20)
+        .await
+        .unwrap();
+    let updated: Vec<_> = audit.iter().filter(|r| r.event == "user_updated").collect();
+    assert_eq!(updated.len(), 1, "{audit:?}");
+    assert_eq!(updated[0].outcome, "success");
+    assert_eq!(
+        updated[0].actor.as_deref(),
+        Some(format!("iam:{ARN}").as_str())
+    );
     let reply = admin_mfa_login(&app, &mut passkey).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["enrollment_required"], true, "{}", reply.body);

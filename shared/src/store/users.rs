@@ -1,4 +1,6 @@
-use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::{classify, from_item, from_items, s, to_item, Store, StoreError};
@@ -32,6 +34,50 @@ impl UserRecord {
 pub struct UserChanges<'a> {
     pub display_name: Option<&'a str>,
     pub groups: Option<&'a [String]>,
+}
+
+/// The update expression of a [`UserChanges`] that changes something.
+struct Change {
+    expression: String,
+    names: Option<HashMap<String, String>>,
+    /// `None` when nothing is set (DynamoDB refuses an empty map).
+    values: Option<HashMap<String, AttributeValue>>,
+}
+
+impl Change {
+    fn of(changes: &UserChanges<'_>) -> Option<Self> {
+        let mut set = Vec::new();
+        let mut remove = None;
+        let mut values = HashMap::new();
+        if let Some(name) = changes.display_name {
+            set.push("display_name = :name");
+            values.insert(":name".to_owned(), s(name));
+        }
+        match changes.groups {
+            None => {}
+            Some([]) => remove = Some("REMOVE #groups"),
+            Some(groups) => {
+                set.push("#groups = :groups");
+                let list = groups.iter().map(|g| s(g.as_str())).collect();
+                values.insert(":groups".to_owned(), AttributeValue::L(list));
+            }
+        }
+        let set = (!set.is_empty()).then(|| format!("SET {}", set.join(", ")));
+        let expression = match (set, remove) {
+            (Some(set), Some(remove)) => format!("{set} {remove}"),
+            (Some(set), None) => set,
+            (None, Some(remove)) => remove.to_owned(),
+            (None, None) => return None,
+        };
+        let names = changes
+            .groups
+            .map(|_| HashMap::from([("#groups".to_owned(), "groups".to_owned())]));
+        Some(Self {
+            expression,
+            names,
+            values: (!values.is_empty()).then_some(values),
+        })
+    }
 }
 
 /// Trimmed and lower-cased; the form stored and looked up.
@@ -87,56 +133,54 @@ impl Store {
         Ok(user.and_then(UserRecord::live))
     }
 
-    /// Changes a live user's display name; `false` if there is no such (live) user.
     /// Changes what `changes` sets on a live user; `false` if there is no such user. An
-    /// empty group list removes the attribute.
+    /// empty group list removes the attribute. With `audit`, its record is written in the same
+    /// transaction.
     pub async fn update_user(
         &self,
         tenant: &TenantId,
         user: &UserId,
         changes: &UserChanges<'_>,
+        audit: Option<&super::AuditRecord>,
     ) -> Result<bool, StoreError> {
-        let mut set = Vec::new();
-        let mut remove = None;
-        let mut update = self
-            .client()
-            .update_item()
-            .table_name(&self.tables().users)
-            .key("tenant_id", s(tenant.to_string()))
-            .key("user_id", s(user.to_string()))
-            .condition_expression("attribute_exists(user_id) AND attribute_not_exists(deleted_at)");
-        if let Some(name) = changes.display_name {
-            set.push("display_name = :name");
-            update = update.expression_attribute_values(":name", s(name));
-        }
-        match changes.groups {
-            None => {}
-            Some([]) => {
-                remove = Some("REMOVE #groups");
-                update = update.expression_attribute_names("#groups", "groups");
-            }
-            Some(groups) => {
-                set.push("#groups = :groups");
-                let list = groups.iter().map(|g| s(g.as_str())).collect();
-                update = update
-                    .expression_attribute_names("#groups", "groups")
-                    .expression_attribute_values(":groups", AttributeValue::L(list));
-            }
-        }
-        let set = (!set.is_empty()).then(|| format!("SET {}", set.join(", ")));
-        let expression = match (set, remove) {
-            (Some(set), Some(remove)) => format!("{set} {remove}"),
-            (Some(set), None) => set,
-            (None, Some(remove)) => remove.to_owned(),
+        let Some(change) = Change::of(changes) else {
             // Nothing to change: only whether the user is there.
-            (None, None) => return Ok(self.get_user(tenant, user).await?.is_some()),
+            return Ok(self.get_user(tenant, user).await?.is_some());
         };
-        let result = update
-            .update_expression(expression)
-            .send()
-            .await
-            .map_err(classify);
-        super::condition_held(result)
+        let key = HashMap::from([
+            ("tenant_id".to_owned(), s(tenant.to_string())),
+            ("user_id".to_owned(), s(user.to_string())),
+        ]);
+        let live = "attribute_exists(user_id) AND attribute_not_exists(deleted_at)";
+        let Some(audit) = audit else {
+            let result = self
+                .client()
+                .update_item()
+                .table_name(&self.tables().users)
+                .set_key(Some(key))
+                .update_expression(change.expression)
+                .condition_expression(live)
+                .set_expression_attribute_names(change.names)
+                .set_expression_attribute_values(change.values)
+                .send()
+                .await
+                .map_err(classify);
+            return super::condition_held(result);
+        };
+        let update = Update::builder()
+            .table_name(&self.tables().users)
+            .set_key(Some(key))
+            .update_expression(change.expression)
+            .condition_expression(live)
+            .set_expression_attribute_names(change.names)
+            .set_expression_attribute_values(change.values)
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            super::audit::transact_put_record(self, audit)?,
+        ];
+        Ok(self.transact(items).await?.is_ok())
     }
 
     /// Users with this email, across tenants (the `email-index` GSI), at most `limit`.
