@@ -184,7 +184,7 @@ impl Store {
     }
 }
 
-fn user_key(tenant: &TenantId, user: &UserId) -> Item {
+pub(super) fn user_key(tenant: &TenantId, user: &UserId) -> Item {
     Item::from([
         ("tenant_id".to_owned(), s(tenant.to_string())),
         ("user_id".to_owned(), s(user.to_string())),

@@ -1,9 +1,7 @@
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::{classify, from_item, from_items, s, to_item, Store, StoreError};
+use super::{classify, from_item, from_items, s, to_item, Store, StoreError, Write};
 use crate::ids::{TenantId, UserId};
 
 /// A user of one tenant. `email` is normalised (trimmed, lower-case) so lookups are exact.
@@ -36,48 +34,38 @@ pub struct UserChanges<'a> {
     pub groups: Option<&'a [String]>,
 }
 
-/// The update expression of a [`UserChanges`] that changes something.
-struct Change {
-    expression: String,
-    names: Option<HashMap<String, String>>,
-    /// `None` when nothing is set (DynamoDB refuses an empty map).
-    values: Option<HashMap<String, AttributeValue>>,
-}
-
-impl Change {
-    fn of(changes: &UserChanges<'_>) -> Option<Self> {
-        let mut set = Vec::new();
-        let mut remove = None;
-        let mut values = HashMap::new();
-        if let Some(name) = changes.display_name {
-            set.push("display_name = :name");
-            values.insert(":name".to_owned(), s(name));
-        }
-        match changes.groups {
-            None => {}
-            Some([]) => remove = Some("REMOVE #groups"),
-            Some(groups) => {
-                set.push("#groups = :groups");
-                let list = groups.iter().map(|g| s(g.as_str())).collect();
-                values.insert(":groups".to_owned(), AttributeValue::L(list));
-            }
-        }
-        let set = (!set.is_empty()).then(|| format!("SET {}", set.join(", ")));
-        let expression = match (set, remove) {
-            (Some(set), Some(remove)) => format!("{set} {remove}"),
-            (Some(set), None) => set,
-            (None, Some(remove)) => remove.to_owned(),
-            (None, None) => return None,
-        };
-        let names = changes
-            .groups
-            .map(|_| HashMap::from([("#groups".to_owned(), "groups".to_owned())]));
-        Some(Self {
-            expression,
-            names,
-            values: (!values.is_empty()).then_some(values),
-        })
+/// The conditional update (the user live) that makes `changes`; `None` if it changes nothing.
+fn user_update(tenant: &TenantId, user: &UserId, changes: &UserChanges<'_>) -> Option<Write> {
+    let mut set = Vec::new();
+    let mut remove = None;
+    let mut write = Write {
+        condition: Some("attribute_exists(user_id) AND attribute_not_exists(deleted_at)".into()),
+        ..Write::new(super::erase::user_key(tenant, user))
+    };
+    if let Some(name) = changes.display_name {
+        set.push("display_name = :name");
+        write = write.value(":name", s(name));
     }
+    match changes.groups {
+        None => {}
+        Some([]) => remove = Some("REMOVE #groups"),
+        Some(groups) => {
+            set.push("#groups = :groups");
+            let list = groups.iter().map(|g| s(g.as_str())).collect();
+            write = write.value(":groups", AttributeValue::L(list));
+        }
+    }
+    if changes.groups.is_some() {
+        write = write.name("#groups", "groups");
+    }
+    let set = (!set.is_empty()).then(|| format!("SET {}", set.join(", ")));
+    write.update = Some(match (set, remove) {
+        (Some(set), Some(remove)) => format!("{set} {remove}"),
+        (Some(set), None) => set,
+        (None, Some(remove)) => remove.to_owned(),
+        (None, None) => return None,
+    });
+    Some(write)
 }
 
 /// Trimmed and lower-cased; the form stored and looked up.
@@ -143,44 +131,12 @@ impl Store {
         changes: &UserChanges<'_>,
         audit: Option<&super::AuditRecord>,
     ) -> Result<bool, StoreError> {
-        let Some(change) = Change::of(changes) else {
+        let Some(write) = user_update(tenant, user, changes) else {
             // Nothing to change: only whether the user is there.
             return Ok(self.get_user(tenant, user).await?.is_some());
         };
-        let key = HashMap::from([
-            ("tenant_id".to_owned(), s(tenant.to_string())),
-            ("user_id".to_owned(), s(user.to_string())),
-        ]);
-        let live = "attribute_exists(user_id) AND attribute_not_exists(deleted_at)";
-        let Some(audit) = audit else {
-            let result = self
-                .client()
-                .update_item()
-                .table_name(&self.tables().users)
-                .set_key(Some(key))
-                .update_expression(change.expression)
-                .condition_expression(live)
-                .set_expression_attribute_names(change.names)
-                .set_expression_attribute_values(change.values)
-                .send()
-                .await
-                .map_err(classify);
-            return super::condition_held(result);
-        };
-        let update = Update::builder()
-            .table_name(&self.tables().users)
-            .set_key(Some(key))
-            .update_expression(change.expression)
-            .condition_expression(live)
-            .set_expression_attribute_names(change.names)
-            .set_expression_attribute_values(change.values)
-            .build()
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
-        let items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            super::audit::transact_put_record(self, audit)?,
-        ];
-        Ok(self.transact(items).await?.is_ok())
+        self.update_audited(&write, &self.tables().users, audit)
+            .await
     }
 
     /// Users with this email, across tenants (the `email-index` GSI), at most `limit`.
